@@ -1,0 +1,86 @@
+"""Seed JSON clip <-> NPZ, clip validation, dataset folders and the profile."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from trainer_core.clip import Clip, load_clip, save_clip
+from trainer_core.datasets import dataset_profile, load_dataset, split_clips
+from trainer_core.errors import DataError
+
+
+def test_json_npz_round_trip(tmp_path, bundled):
+    clip = bundled.clips[0]
+    save_clip(clip, tmp_path / "c.json")
+    back = load_clip(tmp_path / "c.json")
+    assert np.allclose(back.rot6d, clip.rot6d, atol=1e-6)
+    assert np.allclose(back.angvel, clip.angvel, atol=1e-3)  # recomputed from the rotations
+    for key in ("root_yaw", "root_vel", "soft_contacts"):
+        assert np.allclose(getattr(back, key), getattr(clip, key), atol=1e-6)
+    save_clip(back, tmp_path / "c.npz")
+    again = load_clip(tmp_path / "c.npz")
+    assert np.array_equal(again.rot6d, back.rot6d) and again.fps == pytest.approx(clip.fps)
+    frame = json.loads((tmp_path / "c.json").read_text())["Frames"][0]
+    assert set(frame) == {"RootYaw", "RootVelocityXY", "BoneRotations", "FootEvidence"}
+    assert len(frame["BoneRotations"][0]) == 6
+
+
+def _clip(T=10, J=3) -> Clip:
+    rot = np.tile(np.array([1, 0, 0, 0, 1, 0], np.float32), (T, J, 1))
+    return Clip(rot, np.zeros((T, J, 3), np.float32), np.zeros(T, np.float32), np.zeros((T, 2), np.float32),
+                np.full((T, 2), 0.5, np.float32), 30.0, "c")  # fmt: skip
+
+
+def test_nan_in_a_clip_names_the_array_and_index(tmp_path):
+    clip = _clip()
+    clip.root_vel[4, 1] = np.nan
+    np.savez(tmp_path / "c.npz", rot6d=clip.rot6d, angvel=clip.angvel, root_yaw=clip.root_yaw,
+             root_vel=clip.root_vel, soft_contacts=clip.soft_contacts, fps=30.0)  # fmt: skip
+    with pytest.raises(DataError, match=r"`root_vel` holds NaN/inf \(first at index \(4, 1\)\)"):
+        load_clip(tmp_path / "c.npz")
+
+
+def test_wrong_array_shape_names_the_expected_shape(tmp_path):
+    clip = _clip()
+    np.savez(tmp_path / "c.npz", rot6d=clip.rot6d, angvel=clip.angvel, root_yaw=clip.root_yaw,
+             root_vel=np.zeros((10, 3), np.float32), soft_contacts=clip.soft_contacts, fps=30.0)  # fmt: skip
+    with pytest.raises(DataError, match=r"`root_vel` has shape \(10, 3\), but must be \(10, 2\)"):
+        load_clip(tmp_path / "c.npz")
+
+
+def test_json_clip_errors_name_the_frame(tmp_path):
+    feet = {"L": {"soft_contact_score": 1}, "R": {"soft_contact_score": 0}}
+    frame = {"RootYaw": 0, "RootVelocityXY": [0, 0], "BoneRotations": [[1, 0, 0, 0, 1, 0]], "FootEvidence": feet}
+    good = {"FPS": 30, "Frames": [frame] * 3}
+    bad = json.loads(json.dumps(good))
+    bad["Frames"][2]["BoneRotations"] = [[1, 0, 0, 0, 1]]
+    (tmp_path / "bad.json").write_text(json.dumps(bad))
+    with pytest.raises(DataError, match=r"Frames\[2\]\.BoneRotations: has shape \(1, 5\)"):
+        load_clip(tmp_path / "bad.json")
+    (tmp_path / "good.json").write_text(json.dumps(good))
+    assert load_clip(tmp_path / "good.json").n_frames == 3
+
+
+def test_missing_dataset_folder_and_empty_folder(tmp_path):
+    with pytest.raises(DataError, match="dataset folder not found"):
+        load_dataset(tmp_path / "nope")
+    with pytest.raises(DataError, match="holds no .npz clips"):
+        load_dataset(tmp_path)
+
+
+def test_profile_of_the_bundled_data_is_sane(bundled):
+    prof = dataset_profile(bundled.clips)
+    assert prof["n_clips"] == 24 and prof["total_frames"] == 3178 and prof["fps"] == 30.0
+    assert 1.0 < prof["speed_mean"] < 2.0  # locomotion, m/s
+    assert 0 < prof["yaw_mean_deg"] < 45 and prof["complexity"] > 0
+
+
+def test_split_is_stable_and_holds_out_whole_long_clips(bundled):
+    train, val = split_clips(bundled.clips, 0.2, 19)
+    train2, val2 = split_clips(list(reversed(bundled.clips)), 0.2, 19)
+    assert {c.name for c in val} == {c.name for c in val2}
+    assert len(val) == 5 and len(train) == 19 and all(c.n_frames >= 19 for c in val)
+    assert not {c.name for c in val} & {c.name for c in train}

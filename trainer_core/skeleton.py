@@ -1,0 +1,162 @@
+"""The skeleton: bone names, parents, offsets, and the joint groups derived from them.
+
+Stored beside the clips in the seed's two files: ``FullHierarchy.json``
+(``bones``, ``parents``, ``feet``, ``groups``) and ``FullOffsets.json``
+(``offsets``, metres). The root is the hips; parents come before children.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from trainer_core.errors import DataError
+from trainer_core.io_utils import atomic_write_json, read_json
+
+HIERARCHY_FILE = "FullHierarchy.json"
+OFFSETS_FILE = "FullOffsets.json"
+GROUPS = ("torso", "arms", "legs")
+
+
+@dataclass(frozen=True)
+class Skeleton:
+    """A kinematic tree. ``offsets`` are metres in the parent's frame; the root's is zero."""
+
+    bones: tuple[str, ...]
+    parents: tuple[int, ...]
+    offsets: np.ndarray  # (J, 3) float32
+    feet: dict[str, tuple[str, ...]] = field(default_factory=dict)  # "L"/"R" -> joint names
+    groups: dict[str, tuple[str, ...]] = field(default_factory=dict)  # torso/arms/legs -> names
+
+    def __post_init__(self) -> None:
+        J = len(self.bones)
+        problems = []
+        if len(self.parents) != J:
+            problems.append(f"`parents` has {len(self.parents)} entries, but `bones` has {J}")
+        if self.offsets.shape != (J, 3):
+            problems.append(f"`offsets` has shape {self.offsets.shape}, but must be ({J}, 3)")
+        for j, p in enumerate(self.parents):
+            if not (-1 <= p < j):
+                problems.append(f"`parents[{j}]` is {p}, but must be -1 or an earlier joint")
+                break
+        if self.parents and self.parents[0] != -1:
+            problems.append("`parents[0]` must be -1 (the root comes first)")
+        if len(set(self.bones)) != J:
+            problems.append("`bones` has duplicate names")
+        if problems:
+            raise DataError("skeleton: " + "; ".join(problems))
+
+    @property
+    def n_joints(self) -> int:
+        return len(self.bones)
+
+    def index(self, name: str) -> int:
+        return self.bones.index(name)
+
+    def group_indices(self, group: str) -> list[int]:
+        return [self.bones.index(b) for b in self.groups.get(group, ())]
+
+    def limb_indices(self) -> list[int]:
+        return sorted(self.group_indices("arms") + self.group_indices("legs"))
+
+    def to_files(self, folder: Path) -> None:
+        atomic_write_json(
+            folder / HIERARCHY_FILE,
+            {
+                "bones": list(self.bones),
+                "parents": list(self.parents),
+                "feet": {k: list(v) for k, v in self.feet.items()},
+                "groups": {k: list(v) for k, v in self.groups.items()},
+            },
+        )
+        atomic_write_json(folder / OFFSETS_FILE, {"offsets": np.round(self.offsets, 6).tolist()})
+
+    @classmethod
+    def from_files(cls, folder: Path) -> Skeleton:
+        hier_path, off_path = folder / HIERARCHY_FILE, folder / OFFSETS_FILE
+        hier = read_json(hier_path)
+        offs = read_json(off_path)
+        for path, obj, keys in ((hier_path, hier, ("bones", "parents")), (off_path, offs, ("offsets",))):
+            if not isinstance(obj, dict):
+                raise DataError(f"{path}: must hold a JSON object")
+            for k in keys:
+                if k not in obj:
+                    raise DataError(f"{path}: missing key `{k}`")
+        try:
+            offsets = np.asarray(offs["offsets"], dtype=np.float32)
+        except (TypeError, ValueError) as e:
+            raise DataError(f"{off_path}: `offsets` must be a list of [x, y, z] numbers ({e})") from None
+        try:
+            return cls(
+                bones=tuple(str(b) for b in hier["bones"]),
+                parents=tuple(int(p) for p in hier["parents"]),
+                offsets=offsets,
+                feet={k: tuple(v) for k, v in hier.get("feet", {}).items()},
+                groups={k: tuple(v) for k, v in hier.get("groups", {}).items()},
+            )
+        except DataError as e:
+            raise DataError(f"{hier_path}: {e}") from None
+
+
+_LEFT = re.compile(r"(^|[^a-z])l($|[^a-z])|left", re.IGNORECASE)
+_RIGHT = re.compile(r"(^|[^a-z])r($|[^a-z])|right", re.IGNORECASE)
+
+
+def side_of(name: str) -> str | None:
+    """'L', 'R' or None from a joint name: ``Foot_L``, ``LeftFoot``, ``l_ankle``, ``foot.R``."""
+    n = name.replace(":", "_")
+    n = re.sub(r"(?<=[a-z])(?=[A-Z])", "_", n)  # LeftFoot -> Left_Foot
+    left, right = bool(_LEFT.search(n)), bool(_RIGHT.search(n))
+    if left == right:
+        return None
+    return "L" if left else "R"
+
+
+def find_feet(bones: list[str], parents: list[int]) -> dict[str, tuple[str, ...]]:
+    """Foot joints per side by name: the ankle (``foot``/``ankle``) and its toe child if any."""
+    feet: dict[str, tuple[str, ...]] = {}
+    for side in ("L", "R"):
+        ankles = [j for j, b in enumerate(bones) if side_of(b) == side and re.search(r"foot|ankle", b, re.IGNORECASE)]
+        if not ankles:
+            continue
+        ankle = ankles[0]
+        toes = [j for j, p in enumerate(parents) if p == ankle and re.search(r"toe|ball", bones[j], re.IGNORECASE)]
+        feet[side] = tuple(bones[j] for j in [ankle, *toes])
+    return feet
+
+
+def limb_groups(
+    bones: list[str], parents: list[int], feet: dict[str, tuple[str, ...]], mean_height: np.ndarray
+) -> dict[str, tuple[str, ...]]:
+    """Split joints into torso, arms and legs from the tree's shape.
+
+    A limb is the chain from a leaf up to (not including) the nearest joint with
+    several children. Chains holding a foot are legs, the chain whose leaf stands
+    highest (``mean_height``, posed) is the head and counts as torso, the rest are arms.
+    """
+    children: dict[int, list[int]] = {j: [] for j in range(len(bones))}
+    for j, p in enumerate(parents):
+        if p >= 0:
+            children[p].append(j)
+    leaves = [j for j in range(len(bones)) if not children[j]]
+    chains = []
+    for leaf in leaves:
+        chain, j = [], leaf
+        while j >= 0 and len(children[j]) <= 1 and parents[j] >= 0:
+            chain.append(j)
+            j = parents[j]
+        chains.append(sorted(chain))
+    foot_names = {n for names in feet.values() for n in names}
+    legs = [c for c in chains if any(bones[j] in foot_names for j in c)]
+    rest = [c for c in chains if c not in legs]
+    head = max(rest, key=lambda c: mean_height[c[-1]]) if rest else []
+    arms = [c for c in rest if c is not head]
+    in_limbs = {j for c in legs + arms for j in c}
+    return {
+        "torso": tuple(bones[j] for j in range(len(bones)) if j not in in_limbs),
+        "arms": tuple(bones[j] for c in arms for j in c),
+        "legs": tuple(bones[j] for c in legs for j in c),
+    }
