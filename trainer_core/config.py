@@ -1,0 +1,524 @@
+"""The trainer's config: the seed's flat ``exp_phase_mpl.json`` format, typed once.
+
+A config file is one flat JSON object (``//`` comments allowed) plus
+``freerun_stage_schedule``. ``load_config`` turns it into ``TrainConfig``, a set
+of dataclasses, one per concern; every key maps to exactly one field. Unknown
+keys fail with a "did you mean" hint; wrong types and out-of-range values are
+collected and reported together. ``TrainConfig.to_dict`` gives back the flat
+format, keys in a stable order, which ``motiontune train --config`` runs as is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+import warnings
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from trainer_core.errors import ConfigError, did_you_mean
+from trainer_core.io_utils import read_json
+
+# Loss terms by group, each weighted by its config key (see losses.py).
+LOSS_GROUPS: dict[str, tuple[str, ...]] = {
+    "core": ("w_rot_geo", "w_rot_delta", "w_rot_ortho", "w_fk_pos", "w_rot_local", "w_root_vel"),
+    "aux": ("w_attn_reg", "w_rot_delta_root", "w_rot_log", "w_limb_geo", "w_contact", "w_phase"),
+    "long": ("w_latent_consistency", "freerun_weight"),
+}
+WEIGHT_KEYS = tuple(k for keys in LOSS_GROUPS.values() for k in keys)
+DEPRECATED_KEYS = {"w_cond_yaw": "the cond-yaw loss was removed; the key is ignored"}
+TF_MODES = ("epoch_linear", "step_linear", "constant")
+METRIC_MODES = ("min", "max")
+
+
+def _check(problems: list[str], ok: bool, msg: str) -> None:
+    if not ok:
+        problems.append(msg)
+
+
+@dataclass
+class DataConfig:
+    data: str | None = None
+    """Folder of clip NPZ files and the skeleton; None: the bundled real mocap."""
+    bundle_json: str | None = None
+    """Normalizer bundle to reuse; None: computed on the training split and saved in ``out``."""
+    val_fraction: float = 0.2
+    """Share of clips held out for validation (whole clips, chosen by a hash of their names)."""
+    cond_window_s: float = 0.5
+    """The control signal is the mean root velocity and yaw rate over this many seconds ahead."""
+
+    def problems(self) -> list[str]:
+        p: list[str] = []
+        _check(p, 0.0 < self.val_fraction < 1.0, f"`val_fraction` is {self.val_fraction}, but must be in (0, 1)")
+        _check(p, 0.0 < self.cond_window_s <= 5.0, f"`cond_window_s` is {self.cond_window_s}, but must be in (0, 5]")
+        return p
+
+
+@dataclass
+class ModelConfig:
+    hidden_dim: int = 512
+    """Width of the MotionEncoder output and of the heads' trunk."""
+    num_layers: int = 3
+    """Linear layers in the MotionEncoder."""
+    dropout: float = 0.1
+    phase_bins: int = 8
+    """Bins of the phase attention in the period/phase head."""
+
+    def problems(self) -> list[str]:
+        p: list[str] = []
+        _check(p, 8 <= self.hidden_dim <= 8192, f"`hidden_dim` is {self.hidden_dim}, but must be in [8, 8192]")
+        _check(p, 1 <= self.num_layers <= 16, f"`num_layers` is {self.num_layers}, but must be in [1, 16]")
+        _check(p, 0.0 <= self.dropout < 1.0, f"`dropout` is {self.dropout}, but must be in [0, 1)")
+        _check(p, 2 <= self.phase_bins <= 64, f"`phase_bins` is {self.phase_bins}, but must be in [2, 64]")
+        return p
+
+
+@dataclass
+class OptimConfig:
+    epochs: int = 30
+    batch: int = 8
+    lr: float = 3e-4
+    seq_len: int = 60
+    """Frames per training window (the window holds ``seq_len + 1`` frames)."""
+    weight_decay: float = 1e-5
+    grad_clip: float = 1.0
+    """Clip the gradient norm to this; 0 turns clipping off."""
+    steps_per_epoch: int | None = None
+    """Optimizer steps per epoch; None: one pass over every window start."""
+
+    def problems(self) -> list[str]:
+        p: list[str] = []
+        _check(p, 1 <= self.epochs <= 100_000, f"`epochs` is {self.epochs}, but must be in [1, 100000]")
+        _check(p, 1 <= self.batch <= 65_536, f"`batch` is {self.batch}, but must be in [1, 65536]")
+        _check(p, 0.0 < self.lr <= 1.0, f"`lr` is {self.lr}, but must be in (0, 1]")
+        _check(p, 2 <= self.seq_len <= 10_000, f"`seq_len` is {self.seq_len}, but must be in [2, 10000]")
+        _check(p, 0.0 <= self.weight_decay <= 1.0, f"`weight_decay` is {self.weight_decay}, but must be in [0, 1]")
+        _check(p, self.grad_clip >= 0.0, f"`grad_clip` is {self.grad_clip}, but must be >= 0")
+        _check(
+            p,
+            self.steps_per_epoch is None or self.steps_per_epoch >= 1,
+            f"`steps_per_epoch` is {self.steps_per_epoch}, but must be >= 1 or null",
+        )
+        return p
+
+
+@dataclass
+class TFConfig:
+    tf_mode: str = "epoch_linear"
+    tf_start_epoch: int = 1
+    tf_end_epoch: int = 19
+    tf_max: float = 1.0
+    tf_min: float = 0.0
+
+    def problems(self) -> list[str]:
+        p: list[str] = []
+        _check(p, self.tf_mode in TF_MODES, f"`tf_mode` is {self.tf_mode!r}, but must be one of {', '.join(TF_MODES)}")
+        _check(p, 0.0 <= self.tf_min <= 1.0, f"`tf_min` is {self.tf_min}, but must be in [0, 1]")
+        _check(p, 0.0 <= self.tf_max <= 1.0, f"`tf_max` is {self.tf_max}, but must be in [0, 1]")
+        _check(p, self.tf_min <= self.tf_max, f"`tf_min` is {self.tf_min}, but must be <= `tf_max` ({self.tf_max})")
+        _check(p, self.tf_start_epoch >= 1, f"`tf_start_epoch` is {self.tf_start_epoch}, but must be >= 1")
+        _check(
+            p,
+            self.tf_end_epoch >= self.tf_start_epoch,
+            f"`tf_end_epoch` is {self.tf_end_epoch}, but must be >= `tf_start_epoch` ({self.tf_start_epoch})",
+        )
+        return p
+
+
+@dataclass
+class LossWeights:
+    """One weight per loss term; the group of each is in ``LOSS_GROUPS``."""
+
+    w_rot_geo: float = 0.01
+    w_rot_delta: float = 1.0
+    w_rot_ortho: float = 0.001
+    w_fk_pos: float = 0.07
+    w_rot_local: float = 0.07
+    w_root_vel: float = 0.1
+    w_attn_reg: float = 0.01
+    w_rot_delta_root: float = 0.01
+    w_rot_log: float = 0.2
+    w_limb_geo: float = 0.0
+    w_contact: float = 0.02
+    w_phase: float = 0.02
+    w_latent_consistency: float = 0.03
+    freerun_weight: float = 0.0
+
+    def problems(self, where: str = "") -> list[str]:
+        return [
+            f"`{where}{f.name}` is {getattr(self, f.name)}, but must be in [0, 100]"
+            for f in fields(self)
+            if not (0.0 <= getattr(self, f.name) <= 100.0)
+        ]
+
+    def replace(self, overrides: dict[str, float]) -> LossWeights:
+        return dataclasses.replace(self, **overrides)
+
+
+@dataclass
+class FreeRunConfig:
+    freerun_horizon: int = 8
+    """Frames rolled out from a ground-truth start for the free-run loss."""
+    eval_freerun_horizon: int = 18
+    """Frames rolled out when evaluating ``FreeRun/*``; fixed so epochs and trials compare."""
+    limb_geo_margin_deg: float = 5.0
+    """Limb geodesic errors below this are free (the hinge of ``limb_geo``)."""
+
+    def problems(self, seq_len: int) -> list[str]:
+        p: list[str] = []
+        _check(
+            p,
+            1 <= self.freerun_horizon <= seq_len,
+            f"`freerun_horizon` is {self.freerun_horizon}, but must be in [1, seq_len={seq_len}]",
+        )
+        _check(
+            p,
+            1 <= self.eval_freerun_horizon <= 1000,
+            f"`eval_freerun_horizon` is {self.eval_freerun_horizon}, but must be in [1, 1000]",
+        )
+        _check(
+            p,
+            0.0 <= self.limb_geo_margin_deg <= 180.0,
+            f"`limb_geo_margin_deg` is {self.limb_geo_margin_deg}, but must be in [0, 180]",
+        )
+        return p
+
+
+@dataclass
+class Stage:
+    """One entry of ``freerun_stage_schedule``: inclusive epochs and the keys it overrides."""
+
+    first: int
+    last: int
+    label: str
+    trainer: dict[str, float] = field(default_factory=dict)
+    """Overrides of loss weights and ``freerun_horizon``."""
+    loss_groups: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Per group, overrides of that group's weights only."""
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"range": [self.first, self.last], "label": self.label}
+        if self.trainer:
+            out["trainer"] = dict(self.trainer)
+        if self.loss_groups:
+            out["loss_groups"] = {g: dict(v) for g, v in self.loss_groups.items()}
+        return out
+
+    def weight_overrides(self) -> dict[str, float]:
+        """Every weight this stage sets, from ``trainer`` and ``loss_groups``."""
+        out = {k: v for k, v in self.trainer.items() if k in WEIGHT_KEYS}
+        for g in ("core", "aux", "long"):
+            out.update(self.loss_groups.get(g, {}))
+        return out
+
+
+@dataclass
+class RunConfig:
+    out: str | None = None
+    """Output folder; None: ``results/runs/<timestamp>``."""
+    seed: int = 0
+    device: str = "auto"
+    """``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``."""
+    amp: bool = True
+    """bf16 autocast on CUDA (ignored on CPU)."""
+    objective: str = "FreeRun/GeoDeg"
+    """Metric that picks ``best_model.pt`` (and a sweep's default objective)."""
+    objective_mode: str = "min"
+    checkpoint_every: int = 1
+    keep_checkpoints: int = 3
+    """Keep the newest N ``checkpoint_epoch_*.pt``; 0 keeps all."""
+
+    def problems(self) -> list[str]:
+        p: list[str] = []
+        dev_ok = self.device in ("auto", "cpu", "cuda") or (
+            self.device.startswith("cuda:") and self.device[5:].isdigit()
+        )
+        _check(p, dev_ok, f"`device` is {self.device!r}, but must be auto, cpu, cuda or cuda:N")
+        _check(
+            p,
+            self.objective_mode in METRIC_MODES,
+            f"`objective_mode` is {self.objective_mode!r}, but must be min or max",
+        )
+        _check(p, self.checkpoint_every >= 1, f"`checkpoint_every` is {self.checkpoint_every}, but must be >= 1")
+        _check(p, self.keep_checkpoints >= 0, f"`keep_checkpoints` is {self.keep_checkpoints}, but must be >= 0")
+        return p
+
+
+_SECTIONS = {
+    "data": DataConfig,
+    "model": ModelConfig,
+    "optim": OptimConfig,
+    "tf": TFConfig,
+    "loss": LossWeights,
+    "freerun": FreeRunConfig,
+    "run": RunConfig,
+}
+# Flat key -> section; the seed's keys first so exported files read like the seed's.
+KEY_SECTION: dict[str, str] = {f.name: sec for sec, cls in _SECTIONS.items() for f in fields(cls)}
+STAGE_KEY = "freerun_stage_schedule"
+STAGE_TRAINER_KEYS = (*WEIGHT_KEYS, "freerun_horizon")
+_KEY_ORDER = (
+    "data", "bundle_json", "out", "epochs", "batch", "lr", "seq_len",
+    "tf_mode", "tf_start_epoch", "tf_end_epoch", "tf_max", "tf_min",
+)  # fmt: skip
+
+
+@dataclass
+class TrainConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    tf: TFConfig = field(default_factory=TFConfig)
+    loss: LossWeights = field(default_factory=LossWeights)
+    freerun: FreeRunConfig = field(default_factory=FreeRunConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+    stages: list[Stage] = field(default_factory=list)
+
+    def validate(self, where: str = "config") -> None:
+        """Raise one ConfigError listing every problem."""
+        problems = (
+            self.data.problems()
+            + self.model.problems()
+            + self.optim.problems()
+            + self.tf.problems()
+            + self.loss.problems()
+            + self.freerun.problems(self.optim.seq_len)
+            + self.run.problems()
+            + _stage_problems(self.stages, self.optim.epochs, self.optim.seq_len)
+        )
+        if problems:
+            raise ConfigError(f"{where}: " + "; ".join(problems))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The flat seed format, stable key order; ``from_dict(to_dict())`` is the identity."""
+        flat: dict[str, Any] = {}
+        for sec in _SECTIONS:
+            flat.update(dataclasses.asdict(getattr(self, sec)))
+        ordered = {k: flat.pop(k) for k in _KEY_ORDER}
+        ordered.update(flat)
+        ordered[STAGE_KEY] = [s.to_dict() for s in self.stages]
+        return ordered
+
+    def with_epochs(self, epochs: int) -> TrainConfig:
+        """The same run over ``epochs`` epochs: stage ranges and TF epochs are rescaled."""
+        old = self.optim.epochs
+        if epochs == old:
+            return self
+        scale = epochs / old
+        new = dataclasses.replace(
+            self,
+            optim=dataclasses.replace(self.optim, epochs=epochs),
+            tf=dataclasses.replace(
+                self.tf,
+                tf_start_epoch=max(1, round(self.tf.tf_start_epoch * scale)),
+                tf_end_epoch=max(1, round(self.tf.tf_end_epoch * scale)),
+            ),
+            stages=rescale_stages(self.stages, old, epochs),
+        )
+        return new
+
+
+def rescale_stages(stages: list[Stage], old_epochs: int, new_epochs: int) -> list[Stage]:
+    """Stretch stage ranges from ``old_epochs`` to ``new_epochs``; stages left empty are dropped.
+
+    Each stage's last epoch ``b`` moves to ``round(b * new / old)``, so stages stay
+    contiguous and the last one ends at ``new_epochs``.
+    """
+    out: list[Stage] = []
+    prev = 0
+    for s in stages:
+        last = new_epochs if s is stages[-1] else min(new_epochs, round(s.last * new_epochs / old_epochs))
+        if last > prev:
+            out.append(dataclasses.replace(s, first=prev + 1, last=last))
+            prev = last
+    if out and out[-1].last < new_epochs:  # the final stages collapsed into earlier ones
+        out[-1] = dataclasses.replace(out[-1], last=new_epochs)
+    return out
+
+
+def _stage_problems(stages: list[Stage], epochs: int, seq_len: int) -> list[str]:
+    if not stages:
+        return []
+    p: list[str] = []
+    expected = 1
+    for i, s in enumerate(stages):
+        where = f"`{STAGE_KEY}[{i}]` ({s.label})"
+        if s.first > s.last:
+            p.append(f"{where}: range [{s.first}, {s.last}] is empty; first must be <= last")
+        if s.first > expected:
+            p.append(
+                f"{where}: range starts at epoch {s.first}, leaving a gap after epoch {expected - 1}; "
+                "ranges must be contiguous"
+            )
+        elif s.first < expected:
+            p.append(
+                f"{where}: range starts at epoch {s.first}, overlapping the previous stage (ends at {expected - 1})"
+            )
+        expected = s.last + 1
+        h = s.trainer.get("freerun_horizon")
+        if h is not None and not (1 <= h <= seq_len):
+            p.append(f"{where}: `trainer.freerun_horizon` is {h}, but must be in [1, seq_len={seq_len}]")
+        for k, v in s.weight_overrides().items():
+            if not 0.0 <= v <= 100.0:
+                p.append(f"{where}: `{k}` is {v}, but must be in [0, 100]")
+    if stages[-1].last != epochs:
+        p.append(
+            f"`{STAGE_KEY}` ends at epoch {stages[-1].last}, but `epochs` is {epochs}; "
+            "the stages must cover every epoch (use --epochs to rescale them)"
+        )
+    return p
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, key: str, problems: list[str]) -> Any:
+    """Check ``value`` against a field's type; ints are accepted for floats, never bools for numbers."""
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], key, problems)
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                problems.append(f"`{key}` is {value}, but must be a finite number")
+            return float(value)
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    problems.append(f"`{key}` is {value!r}, but must be {'null or ' if None in args else ''}{_type_name(tp)}")
+    return value
+
+
+_HINTS = {sec: typing.get_type_hints(cls) for sec, cls in _SECTIONS.items()}
+
+
+def _parse_stage(i: int, raw: Any, problems: list[str]) -> Stage | None:
+    at = f"{STAGE_KEY}[{i}]"
+    if not isinstance(raw, dict):
+        problems.append(f"`{at}` must be an object with `range` and `label`")
+        return None
+    for k in raw:
+        if k not in ("range", "label", "trainer", "loss_groups"):
+            problems.append(
+                f"`{at}.{k}` is not a stage key{did_you_mean(k, ('range', 'label', 'trainer', 'loss_groups'))}"
+            )
+    rng = raw.get("range")
+    if not (
+        isinstance(rng, list) and len(rng) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in rng)
+    ):
+        problems.append(f"`{at}.range` is {rng!r}, but must be [first_epoch, last_epoch] (integers, inclusive)")
+        return None
+    trainer: dict[str, float] = {}
+    for k, v in (raw.get("trainer") or {}).items():
+        if k in DEPRECATED_KEYS:
+            _warn_deprecated(k, v)
+            continue
+        if k not in STAGE_TRAINER_KEYS:
+            problems.append(f"`{at}.trainer.{k}` cannot be set per stage{did_you_mean(k, STAGE_TRAINER_KEYS)}")
+            continue
+        trainer[k] = _coerce(v, int if k == "freerun_horizon" else float, f"{at}.trainer.{k}", problems)
+    groups: dict[str, dict[str, float]] = {}
+    raw_groups = raw.get("loss_groups") or {}
+    if not isinstance(raw_groups, dict):
+        problems.append(f"`{at}.loss_groups` must be an object of core/aux/long")
+        raw_groups = {}
+    for g, weights in raw_groups.items():
+        if g not in LOSS_GROUPS:
+            problems.append(
+                f"`{at}.loss_groups.{g}` is not a loss group (core, aux, long){did_you_mean(g, LOSS_GROUPS)}"
+            )
+            continue
+        groups[g] = {}
+        for k, v in (weights or {}).items():
+            if k in DEPRECATED_KEYS:
+                _warn_deprecated(k, v)
+                continue
+            if k not in LOSS_GROUPS[g]:
+                owner = next((n for n, ks in LOSS_GROUPS.items() if k in ks), None)
+                hint = f"; it belongs to `{owner}`" if owner else did_you_mean(k, LOSS_GROUPS[g])
+                problems.append(f"`{at}.loss_groups.{g}.{k}` is not a `{g}` weight{hint}")
+                continue
+            groups[g][k] = _coerce(v, float, f"{at}.loss_groups.{g}.{k}", problems)
+    label = raw.get("label", f"stage{i + 1}")
+    return Stage(first=rng[0], last=rng[1], label=str(label), trainer=trainer, loss_groups=groups)
+
+
+_warned: set[str] = set()
+
+
+def _warn_deprecated(key: str, value: Any) -> None:
+    if value not in (0, 0.0, None) and key not in _warned:
+        _warned.add(key)
+        warnings.warn(f"`{key}` is deprecated: {DEPRECATED_KEYS[key]} (it is {value}; set it to 0)", stacklevel=3)
+
+
+def config_from_dict(raw: Any, where: str = "config") -> TrainConfig:
+    """Flat seed-format dict -> validated ``TrainConfig``; unknown keys and bad values raise."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: must hold a JSON object of config keys")
+    problems: list[str] = []
+    values: dict[str, dict[str, Any]] = {sec: {} for sec in _SECTIONS}
+    stages: list[Stage] = []
+    known = (*KEY_SECTION, STAGE_KEY, *DEPRECATED_KEYS)
+    for key, value in raw.items():
+        if key in DEPRECATED_KEYS:
+            _warn_deprecated(key, value)
+        elif key == STAGE_KEY:
+            if not isinstance(value, list):
+                problems.append(f"`{STAGE_KEY}` must be a list of stages")
+                continue
+            for i, s in enumerate(value):
+                stage = _parse_stage(i, s, problems)
+                if stage is not None:
+                    stages.append(stage)
+        elif key in KEY_SECTION:
+            sec = KEY_SECTION[key]
+            values[sec][key] = _coerce(value, _HINTS[sec][key], key, problems)
+        else:
+            problems.append(f"unknown key `{key}`{did_you_mean(key, known)}")
+    if problems:
+        raise ConfigError(f"{where}: " + "; ".join(problems))
+    cfg = TrainConfig(**{sec: cls(**values[sec]) for sec, cls in _SECTIONS.items()}, stages=stages)
+    cfg.validate(where)
+    return cfg
+
+
+def default_config_path() -> Path:
+    return Path(__file__).parent / "configs" / "exp_phase_mpl.json"
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """Read a config file (the packaged default when ``path`` is None), apply ``overrides``, type it."""
+    path = Path(path) if path is not None else default_config_path()
+    raw = read_json(path, ConfigError, comments=True)
+    if isinstance(raw, dict) and overrides:
+        raw = {**raw, **overrides}
+    return config_from_dict(raw, str(path))
+
+
+def parse_set_option(item: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` from ``--set``: VALUE is read as JSON when it parses, else as a string."""
+    import json
+
+    key, sep, text = item.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"--set {item!r}: must be KEY=VALUE, e.g. --set lr=0.001")
+    try:
+        return key.strip(), json.loads(text)
+    except json.JSONDecodeError:
+        return key.strip(), text
