@@ -1,0 +1,149 @@
+"""Evaluation on the validation split, in teacher and in free-run mode, and the copy-last-frame baseline.
+
+Teacher mode predicts every frame from its ground-truth previous frame (a
+one-frame rollout from every frame). Free-run mode rolls out
+``eval_freerun_horizon`` frames from ground-truth starts spaced one horizon
+apart and averages the error over every rolled-out frame.
+
+Metrics (teacher name; free run adds the ``FreeRun/`` prefix):
+
+- ``GeoDeg``: mean local geodesic error over joints, degrees.
+- ``YawAbsDeg``: absolute heading error, degrees (free run: integrated from the start).
+- ``RootVelMAE``: mean absolute root velocity error, m/s.
+- ``FootContact``: mean absolute error of the soft foot contacts (not an accuracy).
+- ``KeyBone/<torso|arms|legs>_GeoDeg``, ``KeyBone/<group>_AngVelCos``: per body part,
+  the geodesic error and the cosine between predicted and true angular velocity (teacher only).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from trainer_core.device_data import Split
+from trainer_core.geometry import geodesic_angle, so3_log
+from trainer_core.losses import Kinematics, masked_mean
+from trainer_core.model import MotionModel
+from trainer_core.rollout import Runtime, free_run
+
+EVAL_CHUNK = 8192  # rollouts per forward pass in evaluation
+
+
+@dataclass
+class Prediction:
+    """Predicted frames ``(N, H, ...)`` in physical units, and which of them count."""
+
+    R: torch.Tensor  # (N, H, J, 3, 3)
+    delta: torch.Tensor  # (N, H, J, 3, 3)
+    traj: torch.Tensor  # (N, H, 3) m/s, m/s, rad/s
+    contacts: torch.Tensor  # (N, H, 2)
+    target_idx: torch.Tensor  # (N, H)
+    mask: torch.Tensor  # (N, H)
+
+
+def teacher_starts(split: Split) -> torch.Tensor:
+    """Every frame that has a next frame in its clip."""
+    idx = torch.arange(split.n_frames, device=split.clip_end.device)
+    return idx[idx + 1 < split.clip_end]
+
+
+def freerun_starts(split: Split, horizon: int) -> torch.Tensor:
+    """Starts one horizon apart from each clip's first frame, each with a full window in its clip."""
+    idx = torch.arange(split.n_frames, device=split.clip_end.device)
+    begin = torch.zeros_like(split.clip_end)
+    begin[1:] = torch.where(split.clip_end[1:] != split.clip_end[:-1], idx[1:], 0)
+    begin = torch.cummax(begin, dim=0).values
+    ok = ((idx - begin) % horizon == 0) & (idx + horizon < split.clip_end)
+    return idx[ok]
+
+
+def model_prediction(model: MotionModel, rt: Runtime, split: Split, starts: torch.Tensor, horizon: int) -> Prediction:
+    mean, std = rt.norm.traj_stats()
+    parts: list[Prediction] = []
+    for chunk in starts.split(EVAL_CHUNK):
+        roll = free_run(model, rt, split, chunk, horizon)
+        parts.append(
+            Prediction(
+                R=roll.stacked("R"),
+                delta=roll.stacked("delta"),
+                traj=roll.stacked("traj") * std + mean,
+                contacts=torch.sigmoid(roll.stacked("contact_logits")),
+                target_idx=roll.target_idx,
+                mask=roll.mask,
+            )
+        )
+    return Prediction(*(torch.cat([getattr(p, f) for p in parts]) for f in Prediction.__dataclass_fields__))
+
+
+def copy_last_prediction(split: Split, starts: torch.Tensor, horizon: int) -> Prediction:
+    """The baseline: the start frame held still, its root velocity and yaw rate kept."""
+    k = torch.arange(1, horizon + 1, device=starts.device)
+    end = split.clip_end[starts][:, None]
+    target = starts[:, None] + k
+    mask = target < end
+    target = torch.minimum(target, end - 1)
+    shape = (starts.shape[0], horizon)
+    eye = torch.eye(3, device=starts.device).expand(*shape, split.R.shape[1], 3, 3)
+    return Prediction(
+        R=split.R[starts][:, None].expand(*shape, *split.R.shape[1:]),
+        delta=eye,
+        traj=split.traj_raw[starts][:, None].expand(*shape, 3),
+        contacts=split.contacts[starts][:, None].expand(*shape, 2),
+        target_idx=target,
+        mask=mask,
+    )
+
+
+def prediction_metrics(
+    split: Split, kin: Kinematics, starts: torch.Tensor, pred: Prediction, prefix: str
+) -> dict[str, float]:
+    """Metrics of rollouts from ``starts``; with one-frame rollouts these are the teacher metrics."""
+    tgt, mask = pred.target_idx, pred.mask
+    geo = geodesic_angle(pred.R, split.R[tgt])  # (N, H, J)
+    true_traj = split.traj_raw[tgt]
+    yaw_err = torch.cumsum(pred.traj[..., 2] - true_traj[..., 2], dim=1) / split.fps
+    out = {
+        f"{prefix}GeoDeg": masked_mean(geo.mean(-1), mask),
+        f"{prefix}YawAbsDeg": masked_mean(yaw_err.abs(), mask) * (180.0 / math.pi),
+        f"{prefix}RootVelMAE": masked_mean((pred.traj[..., :2] - true_traj[..., :2]).abs().mean(-1), mask),
+        f"{prefix}FootContact": masked_mean((pred.contacts - split.contacts[tgt]).abs().mean(-1), mask),
+    }
+    out[f"{prefix}GeoDeg"] = out[f"{prefix}GeoDeg"] * (180.0 / math.pi)
+    if not prefix:
+        prev = torch.cat([starts[:, None], tgt[:, :-1]], dim=1)
+        w_true = so3_log(split.R[prev].transpose(-1, -2) @ split.R[tgt])
+        w_pred = so3_log(pred.delta)
+        cos = torch.nn.functional.cosine_similarity(w_pred, w_true, dim=-1, eps=1e-6)
+        for g, ix in kin.groups.items():
+            out[f"KeyBone/{g}_GeoDeg"] = masked_mean(geo.index_select(-1, ix).mean(-1), mask) * (180.0 / math.pi)
+            out[f"KeyBone/{g}_AngVelCos"] = masked_mean(cos.index_select(-1, ix).mean(-1), mask)
+    values = torch.stack(list(out.values())).tolist()  # one host sync for all metrics
+    return dict(zip(out.keys(), values))
+
+
+@torch.no_grad()
+def evaluate(model: MotionModel, rt: Runtime, kin: Kinematics, split: Split, horizon: int) -> dict[str, float]:
+    """Teacher and free-run metrics of ``model`` on ``split``."""
+    was_training = model.training
+    model.eval()
+    try:
+        t_starts = teacher_starts(split)
+        f_starts = freerun_starts(split, horizon)
+        metrics = prediction_metrics(split, kin, t_starts, model_prediction(model, rt, split, t_starts, 1), "")
+        metrics.update(
+            prediction_metrics(split, kin, f_starts, model_prediction(model, rt, split, f_starts, horizon), "FreeRun/")
+        )
+    finally:
+        model.train(was_training)
+    return metrics
+
+
+@torch.no_grad()
+def baseline(split: Split, kin: Kinematics, horizon: int) -> dict[str, float]:
+    """The copy-last-frame baseline's metrics on ``split``."""
+    t_starts, f_starts = teacher_starts(split), freerun_starts(split, horizon)
+    metrics = prediction_metrics(split, kin, t_starts, copy_last_prediction(split, t_starts, 1), "")
+    metrics.update(prediction_metrics(split, kin, f_starts, copy_last_prediction(split, f_starts, horizon), "FreeRun/"))
+    return {k: v for k, v in metrics.items() if "AngVelCos" not in k}

@@ -1,0 +1,153 @@
+"""Loss terms, each a named quantity weighted by its ``w_*`` config key, in three groups.
+
+Per frame a term is summed over joints (an error per pose) and then averaged
+over valid frames. Angles are radians, positions metres, the root trajectory is
+in normalized units. ``Δ`` is a frame-to-frame rotation increment
+``R_prev^T R_next``; ``pred``/``true`` name prediction and ground truth.
+
+======================= ===== =====================================================
+term                    group meaning
+======================= ===== =====================================================
+rot_geo                 core  geodesic between predicted and true rotations in the heading frame (after FK)
+rot_delta               core  ``||Δ_pred - Δ_true||_F^2``: the increment (velocity) error
+rot_ortho               core  how far the raw 6D output is from two orthonormal columns
+fk_pos                  core  FK joint position error
+rot_local               core  geodesic between predicted and true parent-relative rotations
+root_vel                core  L1 error of next root velocity and yaw rate
+attn_reg                aux   entropy of the phase attention (divided by log K)
+rot_delta_root          aux   geodesic between predicted and true root increments
+rot_log                 aux   ``||log Δ_pred - log Δ_true||`` in the SO(3) tangent space
+limb_geo                aux   hinge ``max(0, geodesic - margin)`` on arm and leg joints
+contact                 aux   KL divergence of predicted from soft foot contacts
+phase                   aux   squared error of the soft gait phase (cos, sin) and log period
+latent_consistency      long  MotionEncoder features of the predicted vs the true next frame
+freerun                 long  pose + trajectory error over a ``freerun_horizon`` rollout
+======================= ===== =====================================================
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from trainer_core.config import LOSS_GROUPS, LossWeights
+from trainer_core.device_data import Split
+from trainer_core.geometry import depth_levels, forward_kinematics, geodesic_angle, rot6d_ortho_penalty, so3_log
+from trainer_core.model import MotionModel
+from trainer_core.rollout import Rollout, Runtime, Step, next_features, phase_vector
+from trainer_core.skeleton import Skeleton
+
+# term name -> its weight key
+TERMS: dict[str, str] = {
+    key.removeprefix("w_") if key.startswith("w_") else "freerun": key for keys in LOSS_GROUPS.values() for key in keys
+}
+TERM_GROUP: dict[str, str] = {t: g for g, keys in LOSS_GROUPS.items() for t, k in TERMS.items() if k in keys}
+
+
+@dataclass
+class Kinematics:
+    """The skeleton as tensors on the training device."""
+
+    offsets: torch.Tensor
+    parents: tuple[int, ...]
+    levels: list[list[int]]
+    limbs: torch.Tensor  # long indices of arm and leg joints
+    groups: dict[str, torch.Tensor]  # torso/arms/legs -> long indices
+
+    @classmethod
+    def create(cls, skeleton: Skeleton, device: torch.device) -> Kinematics:
+        def idx(ix: list[int]) -> torch.Tensor:
+            return torch.tensor(ix, dtype=torch.long, device=device)
+
+        return cls(
+            offsets=torch.from_numpy(skeleton.offsets).to(device),
+            parents=skeleton.parents,
+            levels=depth_levels(skeleton.parents),
+            limbs=idx(skeleton.limb_indices()),
+            groups={g: idx(skeleton.group_indices(g)) for g in skeleton.groups if skeleton.group_indices(g)},
+        )
+
+    def fk(self, R: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return forward_kinematics(R, self.offsets, self.parents, levels=self.levels)
+
+
+def masked_mean(v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    m = mask.to(v.dtype)
+    return (v * m).sum() / m.sum().clamp_min(1.0)
+
+
+def step_terms(
+    model: MotionModel,
+    rt: Runtime,
+    kin: Kinematics,
+    split: Split,
+    step: Step,
+    prev_idx: torch.Tensor,
+    target_idx: torch.Tensor,
+    mask: torch.Tensor,
+    weights: LossWeights,
+    limb_margin_rad: float,
+) -> dict[str, torch.Tensor]:
+    """Every term but ``freerun`` for predictions ``step`` of frames ``target_idx`` from frames ``prev_idx``."""
+    R_true = split.R[target_idx]
+    delta_true = split.R[prev_idx].transpose(-1, -2) @ R_true
+    geo_local = geodesic_angle(step.R, R_true)  # (B, T, J)
+    Rg_pred, pos_pred = kin.fk(step.R)
+    out = step.out
+    attn = out.phase_attn.clamp_min(1e-8)
+    contact_true = split.contacts[target_idx]
+    log_delta_err = so3_log(step.delta, near_pi=False) - so3_log(delta_true, near_pi=False)
+    terms = {
+        "rot_geo": geodesic_angle(Rg_pred, split.Rg[target_idx]).sum(-1),
+        "rot_delta": (step.delta - delta_true).square().sum((-1, -2, -3)),
+        "rot_ortho": rot6d_ortho_penalty(out.delta6d).sum(-1),
+        "fk_pos": (pos_pred - split.pos[target_idx]).norm(dim=-1).sum(-1),
+        "rot_local": geo_local.sum(-1),
+        "root_vel": (out.traj - split.traj[target_idx]).abs().sum(-1),
+        "attn_reg": -(attn * attn.log()).sum(-1) / math.log(attn.shape[-1]),
+        "rot_delta_root": geodesic_angle(step.delta[..., 0, :, :], delta_true[..., 0, :, :]),
+        "rot_log": log_delta_err.norm(dim=-1).sum(-1),
+        "limb_geo": F.relu(geo_local.index_select(-1, kin.limbs) - limb_margin_rad).sum(-1),
+        "contact": (
+            F.binary_cross_entropy_with_logits(out.contact_logits, contact_true, reduction="none")
+            - _entropy(contact_true)
+        ).sum(-1),
+        "phase": (phase_vector(rt, out.phase_attn) - split.phase[target_idx]).square().sum(-1)
+        + (out.log_period - split.log_period[target_idx]).square(),
+    }
+    result = {name: masked_mean(v, mask) for name, v in terms.items()}
+    if weights.w_latent_consistency > 0:
+        with rt.amp_context():
+            z_pred = model.encode(next_features(rt, step))
+            z_true = model.encode(split.x[target_idx]).detach()
+        result["latent_consistency"] = masked_mean((z_pred.float() - z_true.float()).square().mean(-1), mask)
+    else:
+        result["latent_consistency"] = torch.zeros((), device=mask.device)
+    return result
+
+
+def _entropy(p: torch.Tensor) -> torch.Tensor:
+    """Binary entropy, so the contact term is a KL divergence that reaches zero."""
+    p = p.clamp(1e-6, 1 - 1e-6)
+    return -(p * p.log() + (1 - p) * (1 - p).log())
+
+
+def freerun_term(split: Split, roll: Rollout) -> torch.Tensor:
+    """Mean over rollout frames of the summed local geodesic plus the trajectory L1 error."""
+    R = roll.stacked("R")
+    traj = roll.stacked("traj")
+    err = geodesic_angle(R, split.R[roll.target_idx]).sum(-1) + (traj - split.traj[roll.target_idx]).abs().sum(-1)
+    return masked_mean(err, roll.mask)
+
+
+def weighted_total(
+    terms: dict[str, torch.Tensor], weights: LossWeights
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Total loss and each group's weighted sum."""
+    groups = {g: torch.zeros((), device=next(iter(terms.values())).device) for g in LOSS_GROUPS}
+    for name, value in terms.items():
+        groups[TERM_GROUP[name]] = groups[TERM_GROUP[name]] + getattr(weights, TERMS[name]) * value
+    return sum(groups.values()), groups  # type: ignore[return-value]
