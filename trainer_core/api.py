@@ -1,0 +1,115 @@
+"""Entry points behind the CLI's ``train`` and ``data`` commands (no Ray needed)."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from pathlib import Path
+from typing import Any
+
+from trainer_core import checkpoint as ckpt
+from trainer_core.bvh import ImportOptions
+from trainer_core.clip import load_clip, save_clip
+from trainer_core.config import TrainConfig, config_from_dict, load_config, parse_set_option
+from trainer_core.datasets import dataset_profile, import_bvh_files, load_dataset
+from trainer_core.errors import ConfigError, DataError
+from trainer_core.train import fit
+
+RESULTS_ROOT = Path("results")
+
+
+def default_out(config_path: str | None) -> Path:
+    stem = Path(config_path).stem if config_path else "exp_phase_mpl"
+    return RESULTS_ROOT / "runs" / f"{stem}-{_dt.datetime.now():%Y%m%d-%H%M%S}"
+
+
+def resolve_train_config(
+    config: str | None,
+    sets: list[str] | None = None,
+    epochs: int | None = None,
+    data: str | None = None,
+    device: str | None = None,
+    resume_state: dict[str, Any] | None = None,
+    resume_path: str | None = None,
+) -> TrainConfig:
+    """The config a ``train`` call runs: a file (or the checkpoint's), ``--set`` pairs, then CLI flags."""
+    overrides = dict(parse_set_option(item) for item in sets or [])
+    if data is not None:
+        overrides["data"] = data
+    if device is not None:
+        overrides["device"] = device
+    if resume_state is not None:
+        if config is not None or sets:
+            raise ConfigError("--resume takes the config stored in the checkpoint; drop --config and --set")
+        cfg = config_from_dict({**resume_state["config"], **overrides}, f"{resume_path} (stored config)")
+    else:
+        cfg = load_config(config, overrides)
+    if epochs is not None:
+        if epochs < 1:
+            raise ConfigError(f"--epochs is {epochs}, but must be >= 1")
+        cfg = cfg.with_epochs(epochs)
+        cfg.validate("--epochs")
+    return cfg
+
+
+def train(
+    config: str | None = None,
+    data: str | None = None,
+    out: str | None = None,
+    epochs: int | None = None,
+    device: str | None = None,
+    sets: list[str] | None = None,
+    resume: str | None = None,
+) -> dict[str, Any]:
+    """``motiontune train``: one local training run. Returns its summary."""
+    state = ckpt.load(Path(resume)) if resume else None
+    cfg = resolve_train_config(config, sets, epochs, data, device, state, resume)
+    if out is not None:
+        out_dir = Path(out)
+    elif resume:
+        out_dir = Path(resume).parent
+    elif cfg.run.out:
+        out_dir = Path(cfg.run.out)
+    else:
+        out_dir = default_out(config)
+    return fit(cfg, out_dir, resume=state)
+
+
+def import_bvh(
+    files: list[str],
+    out: str,
+    scale: float | None = None,
+    up: str = "y",
+    root_joint: str | None = None,
+    feet: str | None = None,
+) -> dict[str, Any]:
+    """``motiontune data import-bvh``: BVH files -> a dataset folder. Returns its profile."""
+    feet_map = None
+    if feet is not None:
+        parts = [p.strip() for p in feet.split(",")]
+        if len(parts) != 2 or not all(parts):
+            raise DataError(f"--feet {feet!r}: must be LEFT,RIGHT joint names, e.g. --feet LeftFoot,RightFoot")
+        feet_map = {"L": (parts[0],), "R": (parts[1],)}
+    if up not in ("y", "z"):
+        raise DataError(f"--up {up!r}: must be y or z")
+    if scale is not None and not scale > 0:
+        raise DataError(f"--scale is {scale}, but must be > 0")
+    opts = ImportOptions(scale=scale, up=up, root_joint=root_joint, feet=feet_map)
+    ds = import_bvh_files([Path(f) for f in files], Path(out), opts)
+    return dataset_profile(ds.clips)
+
+
+def convert(src: str, out: str) -> dict[str, Any]:
+    """``motiontune data convert``: seed JSON clip <-> NPZ by the files' suffixes."""
+    src_p, out_p = Path(src), Path(out)
+    if src_p.suffix.lower() == out_p.suffix.lower():
+        raise DataError(f"{out}: convert goes between .json and .npz; the output has the input's type")
+    if out_p.suffix.lower() not in (".json", ".npz"):
+        raise DataError(f"{out}: unknown output type `{out_p.suffix}`; use .npz or .json")
+    clip = load_clip(src_p)
+    save_clip(clip, out_p)
+    return {"frames": clip.n_frames, "joints": clip.n_joints, "fps": clip.fps, "out": str(out_p)}
+
+
+def profile(folder: str | None) -> dict[str, Any]:
+    """``motiontune data profile``: the seed's dataset profile."""
+    return dataset_profile(load_dataset(folder).clips)

@@ -1,0 +1,358 @@
+"""The training loop: setup, batch, loss, evaluation, epochs.
+
+``fit`` trains one model from a ``TrainConfig`` and writes, in ``out``:
+checkpoints, ``best_model.pt``, ``norm_template.json``, ``metrics/`` and
+``summary.json``. ``on_epoch`` hands each epoch's metrics and checkpoint to a
+caller (the Ray Tune trainable reports them); this module never imports Ray.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from trainer_core import checkpoint as ckpt
+from trainer_core.config import LOSS_GROUPS, TrainConfig
+from trainer_core.datasets import Dataset, load_dataset, split_clips
+from trainer_core.device_data import Split, build_split, fit_normalizer
+from trainer_core.errors import CheckpointError, ConfigError, DivergedError, did_you_mean
+from trainer_core.evaluate import baseline, evaluate
+from trainer_core.features import COND_LAYOUT, Normalizer, frame_layout
+from trainer_core.io_utils import atomic_write_json, json_safe
+from trainer_core.losses import TERM_GROUP, TERMS, Kinematics, freerun_term, step_terms, weighted_total
+from trainer_core.metrics_io import FREERUN_PREFIX, MetricsWriter
+from trainer_core.model import Arch, MotionModel
+from trainer_core.rollout import Runtime, free_run, predict, scheduled_sampling_inputs
+from trainer_core.schedules import EpochPlan, plan_epoch, tf_ratio
+
+NORM_FILE = "norm_template.json"
+SUMMARY_FILE = "summary.json"
+CONFIG_FILE = "config.json"
+TERM_NAMES = tuple(TERMS)
+
+_device_warned = False
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when present; asking for CUDA without it falls back to CPU, said once."""
+    global _device_warned
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        if not _device_warned:
+            warnings.warn(f"device `{name}` requested but CUDA is not available; training on CPU", stacklevel=2)
+            _device_warned = True
+        return torch.device("cpu")
+    return torch.device(name)
+
+
+@dataclass
+class EpochResult:
+    epoch: int
+    metrics: dict[str, Any]  # teacher, free-run and training values of this epoch
+    checkpoint: Path | None  # the epoch checkpoint written, if any
+    is_best: bool
+
+
+@dataclass
+class Setup:
+    """Everything a run needs, built before anything is written."""
+
+    cfg: TrainConfig
+    device: torch.device
+    dataset: Dataset
+    norm: Normalizer
+    train: Split
+    val: Split
+    kin: Kinematics
+    rt: Runtime
+    model: MotionModel
+    opt: torch.optim.Optimizer
+
+
+def arch_for(cfg: TrainConfig, n_joints: int) -> Arch:
+    return Arch(
+        d_in=frame_layout(n_joints).dim,
+        d_cond=COND_LAYOUT.dim,
+        n_joints=n_joints,
+        hidden_dim=cfg.model.hidden_dim,
+        num_layers=cfg.model.num_layers,
+        dropout=cfg.model.dropout,
+        phase_bins=cfg.model.phase_bins,
+    )
+
+
+def setup(cfg: TrainConfig, state: dict[str, Any] | None = None) -> Setup:
+    """Data, splits on the device, model and optimizer; ``state`` restores a checkpoint."""
+    device = resolve_device(cfg.run.device)
+    dataset = load_dataset(cfg.data.data)
+    train_clips, val_clips = split_clips(dataset.clips, cfg.data.val_fraction, cfg.freerun.eval_freerun_horizon + 1)
+    layout = frame_layout(dataset.skeleton.n_joints)
+    if state is not None:
+        norm = Normalizer.from_dict(state["normalizer"], layout, "checkpoint normalizer")
+    elif cfg.data.bundle_json:
+        norm = Normalizer.load(Path(cfg.data.bundle_json), layout)
+    else:
+        norm = fit_normalizer(train_clips, dataset.skeleton.n_joints, cfg.data.cond_window_s)
+    train = build_split(train_clips, dataset.skeleton, norm, cfg.optim.seq_len, cfg.data.cond_window_s, device)
+    val = build_split(val_clips, dataset.skeleton, norm, cfg.optim.seq_len, cfg.data.cond_window_s, device)
+    arch = arch_for(cfg, dataset.skeleton.n_joints)
+    if state is not None and state["arch"] != arch.to_dict():
+        raise CheckpointError(
+            f"checkpoint architecture {state['arch']} does not match the config's {arch.to_dict()}; "
+            "resume with the checkpoint's own config"
+        )
+    torch.manual_seed(cfg.run.seed)
+    model = MotionModel(arch)
+    model.set_contact_stats(*norm.segment_stats("contacts"))
+    model = model.to(device)
+    opt = torch.optim.AdamW(
+        model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay, fused=device.type == "cuda"
+    )
+    if state is not None:
+        model.load_state_dict(state["model_state_dict"])
+        opt.load_state_dict(state["optimizer_state_dict"])
+    kin = Kinematics.create(dataset.skeleton, device)
+    rt = Runtime.create(norm, train.fps, cfg.model.phase_bins, device, cfg.run.amp)
+    return Setup(cfg, device, dataset, norm, train, val, kin, rt, model, opt)
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """Every epoch draws from its own seed, so a resumed run repeats the uninterrupted one."""
+    return seed * 100_003 + epoch
+
+
+def epoch_batches(s: Setup, generator: torch.Generator) -> list[torch.Tensor]:
+    """Window starts per step: a shuffled pass over every start, or ``steps_per_epoch`` batches."""
+    starts, batch = s.train.window_starts, s.cfg.optim.batch
+    steps = s.cfg.optim.steps_per_epoch or max(1, len(starts) // batch)
+    need = steps * batch
+    order = torch.cat([torch.randperm(len(starts), device=starts.device, generator=generator)
+                       for _ in range(math.ceil(need / len(starts)))])  # fmt: skip
+    return list(starts[order[:need]].view(steps, batch))
+
+
+def train_step(
+    s: Setup, starts: torch.Tensor, plan: EpochPlan, tf: float, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step on windows from ``starts``. Returns the loss and every term, on the device."""
+    T = s.cfg.optim.seq_len
+    idx = starts[:, None] + torch.arange(T + 1, device=starts.device)
+    end = s.train.clip_end[starts][:, None]
+    mask = idx < end
+    idx = torch.minimum(idx, end - 1)
+    x_in, R_in = scheduled_sampling_inputs(s.model, s.rt, s.train, idx, tf, generator)
+    step = predict(s.model, s.rt, x_in, s.train.c[idx[:, :-1]], R_in)
+    terms = step_terms(
+        s.model, s.rt, s.kin, s.train, step, idx[:, :-1], idx[:, 1:], mask[:, 1:], plan.weights,
+        math.radians(s.cfg.freerun.limb_geo_margin_deg),
+    )  # fmt: skip
+    H = plan.freerun_horizon
+    if plan.weights.freerun_weight > 0 and H <= T:
+        chunk_starts = idx[:, : T - H + 1 : H][mask[:, : T - H + 1 : H]]
+        terms["freerun"] = freerun_term(s.train, free_run(s.model, s.rt, s.train, chunk_starts, H))
+    else:
+        terms["freerun"] = torch.zeros((), device=starts.device)
+    total, _ = weighted_total(terms, plan.weights)
+    s.opt.zero_grad(set_to_none=True)
+    total.backward()
+    if s.cfg.optim.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(s.model.parameters(), s.cfg.optim.grad_clip)
+    s.opt.step()
+    return total.detach(), torch.stack([terms[n].detach() for n in TERM_NAMES])
+
+
+def train_epoch(s: Setup, epoch: int) -> dict[str, Any]:
+    """One epoch; the only host syncs happen at its end."""
+    plan = plan_epoch(s.cfg, epoch)
+    torch.manual_seed(epoch_seed(s.cfg.run.seed, epoch))
+    gen = torch.Generator(device=s.device).manual_seed(epoch_seed(s.cfg.run.seed, epoch))
+    s.model.train()
+    batches = epoch_batches(s, gen)
+    total = torch.zeros((), device=s.device)
+    term_sum = torch.zeros(len(TERM_NAMES), device=s.device)
+    for i, starts in enumerate(batches):
+        tf = tf_ratio(s.cfg.tf, epoch, i / len(batches))
+        loss, terms = train_step(s, starts, plan, tf, gen)
+        total += loss
+        term_sum += terms
+    n = len(batches)
+    terms = dict(zip(TERM_NAMES, (term_sum / n).tolist()))
+    loss = float(total / n)
+    group_values = {g: 0.0 for g in LOSS_GROUPS}
+    for name, value in terms.items():
+        group_values[TERM_GROUP[name]] += getattr(plan.weights, TERMS[name]) * value
+    denom = sum(group_values.values())
+    return {
+        "loss/total": loss,
+        **{f"loss/{k}": v for k, v in terms.items()},
+        **{f"loss_group/{g}": (v / denom if denom > 0 else 0.0) for g, v in group_values.items()},
+        "tf_ratio": tf_ratio(s.cfg.tf, epoch, 0.0),
+        "freerun_horizon": plan.freerun_horizon,
+        "freerun_weight": plan.weights.freerun_weight,
+        "stage": plan.stage,
+        "steps": n,
+    }
+
+
+def _print_flush(line: str) -> None:
+    print(line, flush=True)
+
+
+def _better(value: float, best: float | None, mode: str) -> bool:
+    if not math.isfinite(value):
+        return False
+    return best is None or (value < best if mode == "min" else value > best)
+
+
+def _state(s: Setup, epoch: int, metrics: dict, best: float | None, best_epoch: int | None) -> dict[str, Any]:
+    return {
+        "format": ckpt.FORMAT,
+        "model_state_dict": s.model.state_dict(),
+        "optimizer_state_dict": s.opt.state_dict(),
+        "epoch": epoch,
+        "config": s.cfg.to_dict(),
+        "arch": s.model.arch.to_dict(),
+        "normalizer": s.norm.to_dict(),
+        "objective": s.cfg.run.objective,
+        "objective_mode": s.cfg.run.objective_mode,
+        "best_metric": best,
+        "best_epoch": best_epoch,
+        "metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float, str))},
+        "data_fingerprint": s.dataset.fingerprint,
+    }
+
+
+def metric_names(s: Setup) -> list[str]:
+    """Every numeric metric an epoch reports (teacher, free run, training losses)."""
+    names = [f"{p}{m}" for p in ("", FREERUN_PREFIX) for m in ("GeoDeg", "YawAbsDeg", "RootVelMAE", "FootContact")]
+    names += [f"KeyBone/{g}_{m}" for g in s.kin.groups for m in ("GeoDeg", "AngVelCos")]
+    names += ["loss/total", *(f"loss/{t}" for t in TERMS), *(f"loss_group/{g}" for g in LOSS_GROUPS)]
+    return names
+
+
+def _progress_line(epoch: int, total: int, m: dict[str, Any], seconds: float) -> str:
+    return (
+        f"epoch {epoch:>3}/{total} {m['stage']:<16} tf {m['tf_ratio']:.2f} loss {m['loss/total']:.4f} | "
+        f"GeoDeg {m['GeoDeg']:.3f} FreeRun/GeoDeg {m['FreeRun/GeoDeg']:.3f} | {seconds:.1f}s"
+    )
+
+
+def fit(
+    cfg: TrainConfig,
+    out: Path,
+    resume: Path | dict[str, Any] | None = None,
+    on_epoch: Callable[[EpochResult], None] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Train ``cfg`` into ``out``; ``resume`` is a checkpoint path or a loaded checkpoint. Returns the summary."""
+    out = Path(out)
+    log = log or _print_flush
+    state = ckpt.load(resume) if isinstance(resume, (str, Path)) else resume
+    if state is None and (ckpt.epoch_checkpoints(out) or (out / ckpt.BEST_NAME).exists()):
+        raise CheckpointError(f"{out}: already holds a training run; pass --resume CHECKPOINT or choose another --out")
+    s = setup(cfg, state)
+    start = 1 if state is None else int(state["epoch"]) + 1
+    best = None if state is None else state.get("best_metric")
+    best_epoch = None if state is None else state.get("best_epoch")
+    objective, mode = cfg.run.objective, cfg.run.objective_mode
+    base = baseline(s.val, s.kin, cfg.freerun.eval_freerun_horizon)
+    known = metric_names(s)
+    if objective not in known:
+        raise ConfigError(
+            f"`objective` is {objective!r}, but must be a metric the trainer writes{did_you_mean(objective, known)}"
+        )
+
+    # Everything is checked: from here on files are written.
+    out.mkdir(parents=True, exist_ok=True)
+    writer = MetricsWriter(out)
+    if state is not None:
+        writer.truncate_after(start - 1)
+    atomic_write_json(out / CONFIG_FILE, cfg.to_dict())
+    s.norm.save(out / NORM_FILE)
+    log(
+        f"training on {s.device} ({s.device.type}): {len(s.train.names)} train / {len(s.val.names)} val clips, "
+        f"{s.train.n_frames}/{s.val.n_frames} frames, "
+        f"{sum(p.numel() for p in s.model.parameters()):,} parameters -> {out}"
+    )
+    t_run = time.perf_counter()
+    history: list[dict[str, Any]] = []
+    last_metrics: dict[str, Any] = {}
+    for epoch in range(start, cfg.optim.epochs + 1):
+        t0 = time.perf_counter()
+        train_stats = train_epoch(s, epoch)
+        metrics = {**evaluate(s.model, s.rt, s.kin, s.val, cfg.freerun.eval_freerun_horizon), **train_stats}
+        metrics["epoch"] = epoch
+        metrics["seconds"] = time.perf_counter() - t0
+        teacher = {k: v for k, v in metrics.items() if not k.startswith(FREERUN_PREFIX)}
+        valfree = {k: v for k, v in metrics.items() if k.startswith(FREERUN_PREFIX)}
+        writer.write_epoch(epoch, teacher, valfree)
+        if not math.isfinite(train_stats["loss/total"]):
+            _write_summary(out, s, metrics, base, history, best, best_epoch, "diverged", time.perf_counter() - t_run)
+            raise DivergedError(epoch, f"training loss is {train_stats['loss/total']} (lr={cfg.optim.lr:g})")
+        value = float(metrics.get(objective, math.nan))
+        is_best = _better(value, best, mode)
+        if is_best:
+            best, best_epoch = value, epoch
+        state_now = _state(s, epoch, metrics, best, best_epoch)
+        path = None
+        if epoch % cfg.run.checkpoint_every == 0 or epoch == cfg.optim.epochs:
+            path = ckpt.epoch_path(out, epoch)
+            ckpt.save(state_now, path)
+            ckpt.prune(out, cfg.run.keep_checkpoints)
+        if is_best:
+            ckpt.save(state_now, out / ckpt.BEST_NAME)
+        history.append({k: v for k, v in metrics.items() if k in base or k == "epoch"})
+        last_metrics = metrics
+        log(_progress_line(epoch, cfg.optim.epochs, metrics, metrics["seconds"]))
+        if on_epoch is not None:
+            on_epoch(EpochResult(epoch, metrics, path, is_best))
+    return _write_summary(
+        out, s, last_metrics, base, history, best, best_epoch, "finished", time.perf_counter() - t_run
+    )
+
+
+def _write_summary(
+    out: Path,
+    s: Setup,
+    final: dict[str, Any],
+    base: dict[str, float],
+    history: list[dict[str, Any]],
+    best: float | None,
+    best_epoch: int | None,
+    status: str,
+    wall_s: float,
+) -> dict[str, Any]:
+    best_metrics = next((h for h in history if h.get("epoch") == best_epoch), None)
+    compare = ("GeoDeg", "FreeRun/GeoDeg", "RootVelMAE", "FreeRun/RootVelMAE", "YawAbsDeg", "FreeRun/YawAbsDeg")
+    summary = {
+        "status": status,
+        "epochs": s.cfg.optim.epochs,
+        "last_epoch": final.get("epoch"),
+        "device": str(s.device),
+        "wall_s": round(wall_s, 2),
+        "objective": s.cfg.run.objective,
+        "objective_mode": s.cfg.run.objective_mode,
+        "best": {"epoch": best_epoch, "value": best, "metrics": best_metrics},
+        "final": {k: v for k, v in final.items() if isinstance(v, (int, float, str))},
+        "baseline": {"name": "copy-last-frame", **base},
+        "beats_baseline": {
+            k: bool(math.isfinite(final.get(k, math.nan)) and final[k] < base[k]) for k in compare if k in final
+        },
+        "data": {
+            "folder": str(s.dataset.folder),
+            "fingerprint": s.dataset.fingerprint,
+            "train_clips": s.train.names,
+            "val_clips": s.val.names,
+        },
+    }
+    summary = json_safe(summary)
+    atomic_write_json(out / SUMMARY_FILE, summary)
+    return summary
