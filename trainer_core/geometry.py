@@ -62,17 +62,21 @@ def rot6d_ortho_penalty(d6: torch.Tensor) -> torch.Tensor:
     return (n1 - 1.0) ** 2 + (n2 - 1.0) ** 2 + dot**2
 
 
+_VEE_INDEX = (7, 2, 3)  # flat (row * 3 + col) positions of (2,1), (0,2), (1,0)
+
+
 def _vee_skew(M: torch.Tensor) -> torch.Tensor:
     """``vee(M - M^T)`` for ``(..., 3, 3)`` -> ``(..., 3)``; equals ``2 sin(theta) axis`` for a rotation."""
-    return torch.stack(
-        (M[..., 2, 1] - M[..., 1, 2], M[..., 0, 2] - M[..., 2, 0], M[..., 1, 0] - M[..., 0, 1]),
-        dim=-1,
-    )
+    return (M - M.transpose(-1, -2)).flatten(-2)[..., _VEE_INDEX]
+
+
+def _trace(M: torch.Tensor) -> torch.Tensor:
+    return torch.diagonal(M, dim1=-2, dim2=-1).sum(-1)
 
 
 def _angle_vee(R: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Angle ``(...)``, its sine ``(...)`` and ``vee(R - R^T)`` ``(..., 3)`` of rotations ``(..., 3, 3)``."""
-    cos = (R[..., 0, 0] + R[..., 1, 1] + R[..., 2, 2] - 1.0) * 0.5
+    cos = (_trace(R) - 1.0) * 0.5
     v = _vee_skew(R)
     sin = 0.5 * torch.sqrt((v * v).sum(-1) + _EPS**2)
     return torch.atan2(sin, cos), sin, v

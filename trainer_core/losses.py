@@ -122,7 +122,8 @@ def step_terms(
     if weights.w_latent_consistency > 0:
         with rt.amp_context():
             z_pred = model.encode(next_features(rt, step))
-            z_true = model.encode(split.x[target_idx]).detach()
+            with torch.no_grad():
+                z_true = model.encode(split.x[target_idx])
         result["latent_consistency"] = masked_mean((z_pred.float() - z_true.float()).square().mean(-1), mask)
     else:
         result["latent_consistency"] = torch.zeros((), device=mask.device)

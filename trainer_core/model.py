@@ -4,7 +4,7 @@
 
     frame features (..., D) --MotionEncoder (stateless MLP)--> latent (..., H)
     control (..., Dc) --FiLM--> latent * (1 + gamma) + beta
-    --trunk--> h
+    --trunk (linear, GELU, dropout)--> h
     period/phase head: attention over ``phase_bins`` phase bins + log period;
                        the attended phase embedding is added to h
     gait head: soft foot contacts (logits)
@@ -63,16 +63,16 @@ class ModelOutput:
 
 
 class MotionEncoder(nn.Module):
-    """Stateless MLP over one frame's features: ``(..., D) -> (..., H)``; dropout on its output."""
+    """Stateless MLP over one frame's features: ``(..., D) -> (..., H)``."""
 
-    def __init__(self, d_in: int, hidden: int, num_layers: int, dropout: float):
+    def __init__(self, d_in: int, hidden: int, num_layers: int):
         super().__init__()
         layers: list[nn.Module] = []
         d = d_in
         for _ in range(num_layers):
             layers += [nn.Linear(d, hidden), nn.GELU()]
             d = hidden
-        self.net = nn.Sequential(*layers, nn.Dropout(dropout))
+        self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -97,7 +97,7 @@ class MotionModel(nn.Module):
         super().__init__()
         self.arch = arch
         H, J = arch.hidden_dim, arch.n_joints
-        self.encoder = MotionEncoder(arch.d_in, H, arch.num_layers, arch.dropout)
+        self.encoder = MotionEncoder(arch.d_in, H, arch.num_layers)
         self.film = FiLM(arch.d_cond, H)
         self.trunk = nn.Sequential(nn.Linear(H, H), nn.GELU(), nn.Dropout(arch.dropout))
         self.phase_logits = nn.Linear(H, arch.phase_bins)
@@ -120,6 +120,7 @@ class MotionModel(nn.Module):
         self.contacts_std.copy_(std)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The MotionEncoder's features of frames ``x (..., D)``."""
         return self.encoder(x)
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> ModelOutput:

@@ -113,9 +113,7 @@ def setup(cfg: TrainConfig, state: dict[str, Any] | None = None) -> Setup:
     model = MotionModel(arch)
     model.set_contact_stats(*norm.segment_stats("contacts"))
     model = model.to(device)
-    opt = torch.optim.AdamW(
-        model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay, fused=device.type == "cuda"
-    )
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay, fused=True)
     if state is not None:
         model.load_state_dict(state["model_state_dict"])
         opt.load_state_dict(state["optimizer_state_dict"])
