@@ -175,12 +175,18 @@ def main() -> None:
     cfg = load_config(overrides={"device": args.device})
     s = setup(cfg)
     B = cfg.optim.batch
-    name = torch.cuda.get_device_name(s.device) if s.device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    name = (
+        torch.cuda.get_device_name(s.device) if s.device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    )
     peak = matmul_flops(s.device)
-    print(f"device: {s.device} ({name}); torch {torch.__version__}; default model, batch {B}, seq_len {cfg.optim.seq_len}")
+    print(
+        f"device: {s.device} ({name}); torch {torch.__version__}; default model, batch {B}, seq_len {cfg.optim.seq_len}"
+    )
     print(f"dense matmul ceiling: {peak / 1e9:,.1f} GFLOP/s ({'bf16' if s.device.type == 'cuda' else 'fp32'})")
     print()
-    header = f"{'stage':<16}{'data path':<22}{'ms/step':>9}{'windows/s':>11}{'speed-up':>10}{'GFLOP/s':>9}{'of peak':>9}"
+    header = (
+        f"{'stage':<16}{'data path':<22}{'ms/step':>9}{'windows/s':>11}{'speed-up':>10}{'GFLOP/s':>9}{'of peak':>9}"
+    )
     print(header)
     print("-" * len(header))
     for epoch, label in ((1, "stage1_teacher"), (cfg.optim.epochs, "stage3_freerun")):
@@ -188,10 +194,13 @@ def main() -> None:
         ours = time_trainer(s, epoch, args.steps)
         rows = [("motiontune (device)", ours)]
         rows += [(f"DataLoader, {w} workers", time_dataloader(s, epoch, args.steps, w)) for w in args.workers]
+        baseline = rows[1][1]
         for path, t in rows:
             gf = flops / t / 1e9
-            print(f"{label:<16}{path:<22}{t * 1e3:>9.1f}{B / t:>11.0f}{rows[1][1] / t if path.startswith('motiontune') else 1.0:>9.2f}x"
-                  f"{gf:>9.2f}{gf * 1e9 / peak:>9.1%}")  # fmt: skip
+            speedup = baseline / t if path.startswith("motiontune") else 1.0
+            print(
+                f"{label:<16}{path:<22}{t * 1e3:>9.1f}{B / t:>11.0f}{speedup:>9.2f}x{gf:>9.2f}{gf * 1e9 / peak:>9.1%}"
+            )
     print()
     print("speed-up: DataLoader (first worker count) step time / motiontune step time, same model and loss.")
 

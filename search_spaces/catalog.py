@@ -1,0 +1,85 @@
+"""Every parameter a search space may search or fix: its kind, hard limits and meaning.
+
+Scalar parameters set one config key directly. The others are derived:
+
+- TF decay: ``tf_start_frac``, ``tf_span_frac`` place ``tf_start_epoch`` and
+  ``tf_end_epoch`` as fractions of the run; ``tf_min_frac`` makes
+  ``tf_min = tf_max * tf_min_frac``, so TF always decays from high to low.
+- The stage schedule: ``n_stages`` and per-stage families (``<family><k>``, k
+  the stage number) that build ``freerun_stage_schedule`` with the seed's
+  rules holding by construction (see ``mapping.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from trainer_core.config import TF_MODES, WEIGHT_KEYS
+
+
+@dataclass(frozen=True)
+class ParamDef:
+    kind: str  # "float", "int" or "categorical"
+    low: float | None = None  # hard limits: any space's bounds must lie within them
+    high: float | None = None
+    choices: tuple = ()
+    family: str = ""  # "", "stage" (k = 1..n-1) or "rise" (k = 2..n)
+    help: str = ""
+
+
+_W = 100.0  # the trainer's bound on any loss weight
+
+SCALARS: dict[str, ParamDef] = {
+    "lr": ParamDef("float", 1e-7, 1.0, help="learning rate"),
+    "batch": ParamDef("int", 1, 65536, help="windows per step"),
+    "seq_len": ParamDef("int", 2, 10000, help="frames per window"),
+    "hidden_dim": ParamDef("int", 8, 8192, help="MotionEncoder width"),
+    "num_layers": ParamDef("int", 1, 16, help="MotionEncoder layers"),
+    "dropout": ParamDef("float", 0.0, 0.99, help="trunk dropout"),
+    "weight_decay": ParamDef("float", 0.0, 1.0, help="AdamW weight decay"),
+    **{
+        k: ParamDef("float", 0.0, _W, help="global loss weight")
+        for k in WEIGHT_KEYS
+        if k not in ("freerun_weight", "w_latent_consistency")
+    },
+    "tf_mode": ParamDef("categorical", choices=TF_MODES, help="teacher forcing decay mode"),
+    "tf_max": ParamDef("float", 0.0, 1.0, help="teacher forcing ratio at the start of the decay"),
+}
+
+DERIVED: dict[str, ParamDef] = {
+    "tf_min_frac": ParamDef("float", 0.0, 1.0, help="tf_min = tf_max * tf_min_frac"),
+    "tf_start_frac": ParamDef("float", 0.0, 1.0, help="tf_start_epoch as a fraction of the epochs"),
+    "tf_span_frac": ParamDef("float", 0.0, 1.0, help="tf_end_epoch: this fraction of the epochs left after the start"),
+    "n_stages": ParamDef("int", 2, 20, help="stages of the free-run schedule"),
+    "stage_share": ParamDef("float", 0.01, 0.99, family="stage", help="stage k's share of the epochs left"),
+    "freerun_first": ParamDef("float", 0.0, _W, help="stage 1 freerun_weight (at most the rule's freerun_first_max)"),
+    "freerun_rise": ParamDef(
+        "float", 0.0, 1.0, family="rise", help="stage k's rise in freerun_weight, within what the rules allow"
+    ),
+    "horizon_first": ParamDef("int", 1, 1000, help="stage 1 freerun_horizon"),
+    "horizon_step": ParamDef("int", 0, 1000, family="rise", help="stage k's freerun_horizon increase"),
+    "latent_first": ParamDef("float", 0.0, _W, help="stage 1 w_latent_consistency"),
+    "latent_growth": ParamDef("float", 0.0, _W, family="rise", help="stage k's w_latent_consistency factor"),
+    "core_first": ParamDef("float", 0.0, _W, help="stage 1 core weights (w_fk_pos, w_rot_local)"),
+    "core_growth": ParamDef("float", 0.0, _W, family="rise", help="stage k's core weight factor"),
+    "limb_first": ParamDef("float", 0.0, _W, help="stage 1 w_limb_geo"),
+    "limb_step": ParamDef("float", 0.0, _W, family="rise", help="stage k's w_limb_geo increase"),
+}
+
+CATALOG: dict[str, ParamDef] = {**SCALARS, **DERIVED}
+TF_PARAMS = ("tf_mode", "tf_max", "tf_min_frac", "tf_start_frac", "tf_span_frac")
+STAGE_PARAMS = tuple(k for k in DERIVED if k not in TF_PARAMS)
+FAMILIES = tuple(k for k, d in CATALOG.items() if d.family)
+
+# What each stage overrides, as the seed's configs do.
+STAGE_CORE_KEYS = ("w_fk_pos", "w_rot_local")
+STAGE_AUX_KEYS = ("w_limb_geo",)
+
+
+def family_indices(name: str, n_stages: int) -> range:
+    """The stage numbers a family has for ``n_stages`` stages."""
+    return range(1, n_stages) if CATALOG[name].family == "stage" else range(2, n_stages + 1)
+
+
+def param_name(family: str, k: int) -> str:
+    return f"{family}{k}"
