@@ -1,20 +1,25 @@
 """Optuna define-by-run functions: ``trial -> None``, recording the params on the trial.
 
-Ray's ``OptunaSearch(space=define_by_run(space))`` takes the function as is. The
-stage count is asked first, so TPE sees the per-stage dimensions as conditional on it.
+Ray's ``OptunaSearch(space=define_by_run(space))`` takes it as is. It is a
+picklable object, not a closure, because Tune saves the searcher with the
+experiment state. The stage count is asked first, so TPE sees the per-stage
+dimensions as conditional on it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from search_spaces.catalog import FAMILIES, family_indices, param_name
 from search_spaces.spec import SearchSpace
 
 
-def define_by_run(space: SearchSpace) -> Callable[[Any], None]:
-    def define(trial: Any) -> None:
+class DefineByRun:
+    def __init__(self, space: SearchSpace):
+        self.space = space
+
+    def __call__(self, trial: Any) -> None:
+        space = self.space
         n = None
         if space.searches_stages:
             d = space.dims["n_stages"]
@@ -29,4 +34,6 @@ def define_by_run(space: SearchSpace) -> Callable[[Any], None]:
                 d.suggest(trial, name)
         return None
 
-    return define
+
+def define_by_run(space: SearchSpace) -> DefineByRun:
+    return DefineByRun(space)

@@ -105,6 +105,7 @@ class SearchSpace:
     dims: dict[str, Dim]
     rules: Rules = field(default_factory=Rules)
     source: str = ""
+    raw: dict = field(default_factory=dict, compare=False, repr=False)  # the file's content, for provenance
 
     @property
     def searches_stages(self) -> bool:
@@ -264,7 +265,8 @@ def space_from_dict(raw: Any, source: str) -> SearchSpace:
         problems += _structure_problems(dims, rules)
     if problems:
         raise ConfigError(f"{where}: " + "; ".join(problems))
-    return SearchSpace(str(raw.get("name", Path(source).stem)), str(raw.get("description", "")), dims, rules, source)
+    name = str(raw.get("name", Path(source).stem))
+    return SearchSpace(name, str(raw.get("description", "")), dims, rules, source, raw)
 
 
 def _upper(d: Dim) -> float:

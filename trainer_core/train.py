@@ -228,10 +228,10 @@ def _state(s: Setup, epoch: int, metrics: dict, best: float | None, best_epoch: 
     }
 
 
-def metric_names(s: Setup) -> list[str]:
+def metric_names(groups: tuple[str, ...] = ("torso", "arms", "legs")) -> list[str]:
     """Every numeric metric an epoch reports (teacher, free run, training losses)."""
     names = [f"{p}{m}" for p in ("", FREERUN_PREFIX) for m in ("GeoDeg", "YawAbsDeg", "RootVelMAE", "FootContact")]
-    names += [f"KeyBone/{g}_{m}" for g in s.kin.groups for m in ("GeoDeg", "AngVelCos")]
+    names += [f"KeyBone/{g}_{m}" for g in groups for m in ("GeoDeg", "AngVelCos")]
     names += ["loss/total", *(f"loss/{t}" for t in TERMS), *(f"loss_group/{g}" for g in LOSS_GROUPS)]
     return names
 
@@ -262,7 +262,7 @@ def fit(
     best_epoch = None if state is None else state.get("best_epoch")
     objective, mode = cfg.run.objective, cfg.run.objective_mode
     base = baseline(s.val, s.kin, cfg.freerun.eval_freerun_horizon)
-    known = metric_names(s)
+    known = metric_names(tuple(s.kin.groups))
     if objective not in known:
         raise ConfigError(
             f"`objective` is {objective!r}, but must be a metric the trainer writes{did_you_mean(objective, known)}"

@@ -139,7 +139,97 @@ def _add_space(sub: argparse._SubParsersAction) -> None:
     sample.set_defaults(func=_space_sample)
 
 
-COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_train, _add_data, _add_space]
+# --- sweep / resume / export ---------------------------------------------------------------
+
+
+def _print_sweep_summary(summary: dict[str, Any]) -> None:
+    trials = summary["trials"]
+    metric, mode = summary["metric"], summary["mode"]
+    counts = trials["status"].value_counts().to_dict() if len(trials) else {}
+    parts = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
+    print(f"experiment: {summary['experiment']}")
+    print(f"trials: {len(trials)} ({parts})")
+    col = f"best/{metric}"
+    ok = trials[trials["status"].isin(["COMPLETED", "STOPPED"]) & trials[col].notna()] if len(trials) else trials
+    if len(ok):
+        best = ok.sort_values(col, ascending=(mode == "min")).iloc[0]
+        print(
+            f"best: trial {best['trial_id']} {metric} {best[col]:.4f} (epoch {best['best_epoch']} of {best['epochs']})"
+        )
+        print(f"export it: motiontune export {summary['experiment']} --out best.json")
+    else:
+        print("best: none (no trial finished)")
+
+
+def _sweep(a: argparse.Namespace) -> int:
+    from tuner.sweep import SweepOptions, launch
+
+    opts = SweepOptions(
+        config=a.config, space=a.space, samples=a.samples, max_concurrent=a.max_concurrent, epochs=a.epochs,
+        cpus_per_trial=a.cpus_per_trial, gpus_per_trial=a.gpus_per_trial, scheduler=a.scheduler,
+        searcher=a.searcher, metric=a.metric, mode=a.mode, seed=a.seed, storage=a.storage, name=a.name,
+        address=a.address, smoke_test=a.smoke_test, optuna_storage=a.optuna_storage,
+    )  # fmt: skip
+    _print_sweep_summary(launch(opts))
+    return 0
+
+
+def _add_sweep(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sweep", help="search hyperparameters with Ray Tune (Optuna TPE + ASHA)",
+                       description="Launch a sweep, locally or on a Ray cluster.")  # fmt: skip
+    p.add_argument("--config", help="base config (default: the packaged exp_phase_mpl.json; warm start)")
+    p.add_argument("--space", default="default", help="default, small, wide or a space .json file")
+    p.add_argument("--samples", type=int, default=16, help="trials in all (default 16)")
+    p.add_argument("--max-concurrent", type=int, help="trials at once (default: as many as resources allow)")
+    p.add_argument("--epochs", type=int, help="epochs per trial (default: the config's); ASHA's max_t")
+    p.add_argument("--cpus-per-trial", type=float, default=1.0)
+    p.add_argument("--gpus-per-trial", type=float, default=0.0, help="fractions share a GPU: 0.25 packs four")
+    p.add_argument("--scheduler", default="asha", choices=["asha", "fifo"])
+    p.add_argument("--searcher", default="optuna", choices=["optuna", "random"])
+    p.add_argument("--metric", help="objective (default: FreeRun/GeoDeg)")
+    p.add_argument("--mode", choices=["min", "max"], help="minimise or maximise the objective (default: min)")
+    p.add_argument("--seed", type=int, default=0, help="seeds the sampler")
+    p.add_argument("--storage", default="results", help="experiment root: a path, or s3://, gs://... for clusters")
+    p.add_argument("--name", help="experiment name (default: sweep-<time>)")
+    p.add_argument("--address", help="Ray cluster to join (`auto` for the one this node belongs to)")
+    p.add_argument("--optuna-storage", metavar="URL", help="persist the Optuna study, e.g. sqlite:///study.db")
+    p.add_argument("--smoke-test", action="store_true", help="tiny trials (seconds each) on the small space")
+    p.set_defaults(func=_sweep)
+
+
+def _resume(a: argparse.Namespace) -> int:
+    from tuner.sweep import resume
+
+    _print_sweep_summary(resume(a.experiment, a.address))
+    return 0
+
+
+def _export(a: argparse.Namespace) -> int:
+    from tuner.export import export
+
+    for rec in export(a.experiment, a.out, a.top, a.metric, a.mode):
+        print(f"rank {rec['rank']}: trial {rec['trial_id']} {rec['metric']} {rec['value']:.4f} -> {rec['config']}")
+    return 0
+
+
+def _add_resume_export(sub: argparse._SubParsersAction) -> None:
+    r = sub.add_parser("resume", help="finish an interrupted sweep", description="Resume a sweep.")
+    r.add_argument("experiment", metavar="EXPERIMENT_DIR")
+    r.add_argument("--address", help="Ray cluster to join")
+    r.set_defaults(func=_resume)
+    e = sub.add_parser("export", help="the best trial's config, as JSON the trainer runs",
+                       description="Export the best config(s) of a sweep.")  # fmt: skip
+    e.add_argument("experiment", metavar="EXPERIMENT_DIR")
+    e.add_argument("--out", help="config path (default: EXPERIMENT_DIR/best_config.json)")
+    e.add_argument("--top", type=int, default=1, help="export the K best (as NAME.top1.json ...)")
+    e.add_argument("--metric", help="rank by this metric (default: the sweep's)")
+    e.add_argument("--mode", choices=["min", "max"])
+    e.set_defaults(func=_export)
+
+
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
+    _add_train, _add_data, _add_space, _add_sweep, _add_resume_export,
+]  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:

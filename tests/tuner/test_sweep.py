@@ -1,0 +1,69 @@
+"""Sweeps with real Ray Tune, Optuna TPE and ASHA on the 2-core CI machine."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import run_cli
+
+
+def test_smoke_sweep_runs_eight_trials_and_asha_stops_some_early(smoke_sweep):
+    exp, trials, history, stdout = smoke_sweep
+    assert len(trials) == 8
+    assert set(trials["status"]) <= {"COMPLETED", "STOPPED"}
+    assert (trials["status"] == "STOPPED").any() and trials["epochs"].nunique() > 1  # ASHA stopped some early
+    assert trials["epochs"].max() == 4
+    assert len(history) == trials["epochs"].sum()
+    assert f"experiment: {exp}" in stdout and "best: trial" in stdout
+
+
+def test_the_first_trial_is_the_warm_start(smoke_sweep):
+    _, trials, _, _ = smoke_sweep
+    first = trials.sort_values("order").iloc[0]
+    assert bool(first["warm_start"]) and trials["warm_start"].sum() == 1
+    assert first["config/lr"] == pytest.approx(0.00031732900585132803)  # the guide's lr
+    assert first["config/core_first"] == pytest.approx(0.07)
+
+
+def test_trials_table_has_params_metrics_and_nodes(smoke_sweep):
+    _, trials, _, _ = smoke_sweep
+    for col in ("trial_id", "status", "error", "node", "epochs", "best/FreeRun/GeoDeg", "final/FreeRun/GeoDeg",
+                "final/GeoDeg", "final/RootVelMAE", "wall_s", "config/lr", "config/freerun_rise2"):  # fmt: skip
+        assert col in trials.columns, col
+    assert trials["node"].str.len().min() > 10 and trials["wall_s"].gt(0).all()
+    assert (trials["best/FreeRun/GeoDeg"] <= trials["final/FreeRun/GeoDeg"] + 1e-9).all()
+
+
+def test_export_writes_a_config_the_trainer_runs_as_is(smoke_sweep, tmp_path):
+    exp, trials, _, _ = smoke_sweep
+    out = tmp_path / "best.json"
+    proc = run_cli("export", str(exp), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    prov = json.loads((tmp_path / "best.provenance.json").read_text())
+    best = trials.loc[trials["best/FreeRun/GeoDeg"].idxmin()]
+    assert prov["trial_id"] == best["trial_id"] and prov["value"] == pytest.approx(best["best/FreeRun/GeoDeg"])
+    assert prov["metric"] == "FreeRun/GeoDeg" and prov["space"] == "small" and len(prov["data_fingerprint"]) == 64
+    assert prov["best_checkpoint"] and prov["package_version"]
+    cfg = json.loads(out.read_text())
+    assert cfg["lr"] == pytest.approx(best["config/lr"]) and list(cfg)[:3] == ["data", "bundle_json", "out"]
+    run = run_cli("train", "--config", str(out), "--out", str(tmp_path / "run"))
+    assert run.returncode == 0, run.stderr
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "finished"
+
+
+def test_export_top_k(smoke_sweep, tmp_path):
+    exp, trials, _, _ = smoke_sweep
+    proc = run_cli("export", str(exp), "--out", str(tmp_path / "c.json"), "--top", "3")
+    assert proc.returncode == 0, proc.stderr
+    values = [json.loads((tmp_path / f"c.top{k}.provenance.json").read_text())["value"] for k in (1, 2, 3)]
+    assert values == sorted(values) and values[0] == pytest.approx(trials["best/FreeRun/GeoDeg"].min())
+
+
+def test_export_by_another_metric(smoke_sweep, tmp_path):
+    exp, _, history, _ = smoke_sweep
+    proc = run_cli("export", str(exp), "--out", str(tmp_path / "g.json"), "--metric", "GeoDeg")
+    assert proc.returncode == 0, proc.stderr
+    prov = json.loads((tmp_path / "g.provenance.json").read_text())
+    assert prov["metric"] == "GeoDeg" and prov["value"] == pytest.approx(history["GeoDeg"].min())

@@ -1,0 +1,44 @@
+"""One line per finished trial, instead of Tune's per-result tables."""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from typing import Any
+
+from ray import tune
+
+
+class TrialLines(tune.Callback):
+    def __init__(self, metric: str, mode: str, samples: int):
+        self.metric, self.mode, self.samples = metric, mode, samples
+        self.done = 0
+        self.best: float | None = None
+        self.t0 = time.time()
+
+    def _line(self, trial: Any, status: str, note: str = "") -> None:
+        self.done += 1
+        last = trial.last_result or {}
+        value = last.get(self.metric, math.nan)
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            if self.best is None or (value < self.best if self.mode == "min" else value > self.best):
+                self.best = value
+        epochs = last.get("epoch", 0)
+        best = f"{self.best:.4f}" if self.best is not None else "-"
+        print(
+            f"[{time.time() - self.t0:7.1f}s] trial {self.done:>3}/{self.samples} {trial.trial_id} {status:<9} "
+            f"epochs {epochs:>3}  {self.metric} {value:.4f}  best so far {best}{note}",
+            file=sys.stdout,
+            flush=True,
+        )
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        last = trial.last_result or {}
+        if last.get("diverged") == 1:
+            self._line(trial, "DIVERGED", f"  ({last.get('diverged_reason', '')})")
+        else:
+            self._line(trial, "done")
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._line(trial, "ERROR", "  (see its error.txt; retried per --max-failures)")

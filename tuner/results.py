@@ -1,0 +1,141 @@
+"""An experiment's results as tables: ``trials.parquet`` (a row per trial) and ``history.parquet`` (per epoch).
+
+Read from Ray Tune's own experiment state, so they can be rebuilt at any time,
+also for a sweep that was interrupted. ``status`` is one of ``COMPLETED`` (ran
+every epoch), ``STOPPED`` (stopped early by ASHA), ``DIVERGED`` (its loss
+turned NaN/inf; ``error`` says why), ``ERROR`` (failed after its retries;
+``error`` holds the exception), or Tune's ``RUNNING``/``PENDING`` for an
+unfinished sweep.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from typing import Any
+
+import pandas as pd
+
+from tuner.experiment import HISTORY_FILE, TRIALS_FILE, ExperimentError, ExperimentMeta, join, write_bytes
+
+HEADLINE = ("GeoDeg", "FreeRun/GeoDeg", "RootVelMAE", "FreeRun/RootVelMAE", "YawAbsDeg", "FreeRun/YawAbsDeg",
+            "FootContact")  # fmt: skip
+PARAM_PREFIX = "config/"
+HISTORY_COLUMNS = ("trial_id", "epoch", "training_iteration", "trial_start", "report_time", "time_total_s",
+                   "time_this_iter_s", "node", "stage", "tf_ratio", "freerun_weight", "freerun_horizon", "diverged")  # fmt: skip
+
+
+def _analysis(meta: ExperimentMeta):  # noqa: ANN202
+    from ray.tune import ExperimentAnalysis
+
+    from tuner.experiment import filesystem, is_uri
+
+    fs = filesystem(meta.path)[0] if is_uri(meta.path) else None
+    try:
+        return ExperimentAnalysis(meta.path, storage_filesystem=fs)
+    except (ValueError, FileNotFoundError, RuntimeError) as e:
+        raise ExperimentError(f"{meta.path}: holds no Ray Tune experiment state ({str(e).splitlines()[0]})") from None
+
+
+def _error_text(trial: Any) -> str:
+    if trial.status != "ERROR":
+        return ""
+    try:
+        msg = str(trial.get_error() or "")
+    except Exception:  # noqa: BLE001 - the error file may be gone; say where to look instead
+        msg = ""
+    msg = msg or "trial failed (see its error.txt)"
+    lines = [ln for ln in str(msg).strip().splitlines() if ln.strip()]
+    return lines[-1][:500] if lines else ""
+
+
+def _status(trial: Any, last: dict[str, Any], epochs: int, max_epochs: int) -> str:
+    if trial.status == "ERROR":
+        return "ERROR"
+    if last.get("diverged") == 1:
+        return "DIVERGED"
+    if trial.status == "TERMINATED":
+        return "COMPLETED" if epochs >= max_epochs else "STOPPED"
+    return str(trial.status)
+
+
+def _order(trial: Any) -> int:
+    """Creation order: Tune's experiment tag starts with the trial's counter (``3_lr=...``)."""
+    head = str(getattr(trial, "experiment_tag", "")).split("_", 1)[0]
+    return int(head) if head.isdigit() else 0
+
+
+def collect_results(meta: ExperimentMeta) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(trials, history)`` of an experiment, trials in the order they were created."""
+    analysis = _analysis(meta)
+    frames = analysis.trial_dataframes
+    metric, better_min = meta.metric, meta.mode == "min"
+    max_epochs = int(meta.extra.get("epochs", 0))
+    rows, histories = [], []
+    for trial in sorted(analysis.trials, key=_order):
+        df = frames.get(trial.trial_id, pd.DataFrame())
+        last = dict(trial.last_result or {})
+        good = df[df.get("diverged", 0) != 1] if len(df) else df
+        epochs = int(good["epoch"].max()) if len(good) and "epoch" in good else 0
+        values = good[metric].dropna() if len(good) and metric in good else pd.Series(dtype=float)
+        best_i = (values.idxmin() if better_min else values.idxmax()) if len(values) else None
+        row: dict[str, Any] = {
+            "trial_id": trial.trial_id,
+            "order": _order(trial),
+            "status": _status(trial, last, epochs, max_epochs),
+            "error": str(last.get("diverged_reason", "")) or _error_text(trial),
+            "node": last.get("node", ""),
+            "node_ip": last.get("node_ip", ""),
+            "device": last.get("device", ""),
+            "epochs": epochs,
+            f"final/{metric}": float(values.iloc[-1]) if len(values) else math.nan,
+            f"best/{metric}": float(values.loc[best_i]) if best_i is not None else math.nan,
+            "best_epoch": int(good.loc[best_i, "epoch"]) if best_i is not None else 0,
+            "wall_s": float(last.get("time_total_s", math.nan)),
+            "start_time": float(df["trial_start"].iloc[0]) if "trial_start" in df else math.nan,
+            "end_time": float(df["report_time"].iloc[-1]) if "report_time" in df else math.nan,
+            "warm_start": bool(meta.warm_start) and _same_params(trial.config, meta.warm_start),
+            "path": trial.path,
+        }
+        for key in HEADLINE:
+            if key != metric:
+                row[f"final/{key}"] = float(good[key].iloc[-1]) if len(good) and key in good else math.nan
+        for k, v in sorted(trial.config.items()):
+            row[PARAM_PREFIX + k] = v
+        rows.append(row)
+        if len(df):
+            keep = [c for c in df.columns if c in HISTORY_COLUMNS or "/" in c or c in ("GeoDeg", "RootVelMAE")]
+            h = df[[c for c in keep if c != "trial_id"]].copy()
+            h.insert(0, "trial_id", trial.trial_id)
+            histories.append(h)
+    trials = pd.DataFrame(rows)
+    history = pd.concat(histories, ignore_index=True) if histories else pd.DataFrame(columns=["trial_id", "epoch"])
+    return trials, history
+
+
+def _same_params(config: dict[str, Any], params: dict[str, Any]) -> bool:
+    return all(
+        k in config and (math.isclose(config[k], v, rel_tol=1e-9) if isinstance(v, float) else config[k] == v)
+        for k, v in params.items()
+    )
+
+
+def _parquet_bytes(df: pd.DataFrame) -> bytes:
+    buf = io.BytesIO()
+    df.to_parquet(buf, index=False)
+    return buf.getvalue()
+
+
+def write_results(meta: ExperimentMeta, trials: pd.DataFrame, history: pd.DataFrame) -> None:
+    """Both tables into the experiment directory, each written atomically."""
+    write_bytes(join(meta.path, TRIALS_FILE), _parquet_bytes(trials))
+    write_bytes(join(meta.path, HISTORY_FILE), _parquet_bytes(history))
+
+
+def finished(trials: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Trials with a usable objective value: completed or stopped early, not diverged or failed."""
+    col = f"best/{metric}"
+    if col not in trials:
+        return trials.iloc[0:0]
+    ok = trials["status"].isin(["COMPLETED", "STOPPED"]) & trials[col].notna()
+    return trials[ok]

@@ -1,0 +1,264 @@
+"""Launch and resume sweeps: Tuner + OptunaSearch (TPE, warm-started) + ASHA + ConcurrencyLimiter.
+
+``launch`` builds the experiment from a base config and a space, writes
+``motiontune.json``, runs it and writes ``trials.parquet`` / ``history.parquet``.
+``resume`` restores an interrupted experiment with ``Tuner.restore``: finished
+trials stay as they were, unfinished ones continue from their checkpoints,
+errored ones are retried, and the remaining samples are drawn.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+from search_spaces.define import define_by_run
+from search_spaces.mapping import config_to_params
+from search_spaces.spec import SearchSpace, load_space, space_from_dict
+from trainer_core.config import TrainConfig, config_from_dict, load_config
+from trainer_core.datasets import load_dataset
+from trainer_core.errors import ConfigError
+from trainer_core.train import metric_names
+from tuner.experiment import ExperimentMeta, check_metric, is_uri, resolve_storage
+from tuner.results import collect_results, write_results
+
+SCHEDULERS = ("asha", "fifo")
+SEARCHERS = ("optuna", "random")
+DEFAULT_STORAGE = "results"
+# Save the experiment state often, so a killed sweep loses at most a few seconds of bookkeeping.
+EXPERIMENT_STATE_PERIOD_S = "2"
+
+
+@dataclass
+class SweepOptions:
+    config: str | None = None
+    space: str = "default"
+    samples: int = 16
+    max_concurrent: int | None = None
+    epochs: int | None = None
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    scheduler: str = "asha"
+    searcher: str = "optuna"
+    metric: str | None = None
+    mode: str | None = None
+    seed: int = 0
+    storage: str = DEFAULT_STORAGE
+    name: str | None = None
+    address: str | None = None
+    smoke_test: bool = False
+    optuna_storage: str | None = None
+    grace_period: int | None = None
+    reduction_factor: int = 3
+
+
+def smoke_base() -> dict[str, Any]:
+    """A base config whose trials take seconds: a small model, 4 short epochs, the same 3-stage shape."""
+    cfg = load_config().with_epochs(4)
+    raw = cfg.to_dict()
+    raw.update(hidden_dim=64, num_layers=2, batch=8, seq_len=30, steps_per_epoch=8, eval_freerun_horizon=12)
+    return raw
+
+
+def validate_options(o: SweepOptions) -> None:
+    problems = []
+    if o.samples < 1:
+        problems.append(f"--samples is {o.samples}, but must be >= 1")
+    if o.max_concurrent is not None and o.max_concurrent < 1:
+        problems.append(f"--max-concurrent is {o.max_concurrent}, but must be >= 1")
+    if not o.cpus_per_trial > 0:
+        problems.append(f"--cpus-per-trial is {o.cpus_per_trial:g}, but must be > 0")
+    if o.gpus_per_trial < 0:
+        problems.append(f"--gpus-per-trial is {o.gpus_per_trial:g}, but must be >= 0 (fractions share a GPU)")
+    if o.scheduler not in SCHEDULERS:
+        problems.append(f"--scheduler is {o.scheduler!r}, but must be one of {', '.join(SCHEDULERS)}")
+    if o.searcher not in SEARCHERS:
+        problems.append(f"--searcher is {o.searcher!r}, but must be one of {', '.join(SEARCHERS)}")
+    if o.mode is not None and o.mode not in ("min", "max"):
+        problems.append(f"--mode is {o.mode!r}, but must be min or max")
+    if o.epochs is not None and o.epochs < 1:
+        problems.append(f"--epochs is {o.epochs}, but must be >= 1")
+    if o.reduction_factor < 2:
+        problems.append(f"--reduction-factor is {o.reduction_factor}, but must be >= 2")
+    if problems:
+        raise ConfigError("; ".join(problems))
+
+
+def prepare(o: SweepOptions) -> ExperimentMeta:
+    """Check everything and describe the experiment; nothing is written or started yet."""
+    validate_options(o)
+    space = load_space(o.space if not o.smoke_test or o.space != "default" else "small")
+    if o.config is not None:
+        base = load_config(o.config)
+    elif o.smoke_test:
+        base = config_from_dict(smoke_base(), "smoke-test base config")
+    else:
+        base = load_config()
+    if o.epochs is not None:
+        base = base.with_epochs(o.epochs)
+        base.validate("--epochs")
+    metric = o.metric or base.run.objective
+    mode = o.mode or (base.run.objective_mode if metric == base.run.objective else "min")
+    check_metric(metric, metric_names())
+    dataset = load_dataset(base.data.data)  # fails early on bad data, and fingerprints it
+    warm = _warm_start(space, base)
+    return ExperimentMeta(
+        name=o.name or f"sweep-{_dt.datetime.now():%Y%m%d-%H%M%S}",
+        storage=resolve_storage(o.storage),
+        base_config=base.to_dict(),
+        space=space.raw,
+        space_name=space.name,
+        metric=metric,
+        mode=mode,
+        samples=o.samples,
+        max_concurrent=o.max_concurrent or 0,
+        scheduler=o.scheduler,
+        searcher=o.searcher,
+        seed=o.seed,
+        resources={"cpu": o.cpus_per_trial, "gpu": o.gpus_per_trial},
+        data_fingerprint=dataset.fingerprint,
+        warm_start=warm,
+        optuna_storage=o.optuna_storage,
+        extra={
+            "epochs": base.optim.epochs,
+            "grace_period": o.grace_period or max(1, base.optim.epochs // 10),
+            "reduction_factor": 2 if o.smoke_test else o.reduction_factor,
+            "smoke_test": o.smoke_test,
+        },
+    )
+
+
+def _warm_start(space: SearchSpace, base: TrainConfig) -> dict[str, Any] | None:
+    try:
+        return config_to_params(space, base)
+    except ConfigError as e:
+        warnings.warn(f"no warm start: {e}", stacklevel=2)
+        return None
+
+
+def _searcher(meta: ExperimentMeta, space: SearchSpace):  # noqa: ANN202
+    import optuna
+    from ray.tune.search import ConcurrencyLimiter
+    from ray.tune.search.optuna import OptunaSearch
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sampler = (
+        optuna.samplers.TPESampler(seed=meta.seed)
+        if meta.searcher == "optuna"
+        else optuna.samplers.RandomSampler(seed=meta.seed)
+    )
+    storage = None
+    if meta.optuna_storage:
+        storage = optuna.storages.RDBStorage(meta.optuna_storage)
+    search = OptunaSearch(
+        space=define_by_run(space),
+        metric=meta.metric,
+        mode=meta.mode,
+        sampler=sampler,
+        points_to_evaluate=[meta.warm_start] if meta.warm_start else None,
+        storage=storage,
+        study_name=meta.name if storage is not None else None,
+    )
+    concurrent = meta.max_concurrent or None
+    return ConcurrencyLimiter(search, max_concurrent=concurrent) if concurrent else search
+
+
+def _scheduler(meta: ExperimentMeta):  # noqa: ANN202
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    if meta.scheduler == "fifo":
+        return FIFOScheduler()
+    return ASHAScheduler(
+        time_attr="training_iteration",
+        max_t=int(meta.extra["epochs"]),
+        grace_period=int(meta.extra["grace_period"]),
+        reduction_factor=int(meta.extra["reduction_factor"]),
+    )
+
+
+def _trainable(meta: ExperimentMeta):  # noqa: ANN202
+    from ray import tune
+
+    from tuner.trainable import train_trial
+
+    fn = tune.with_parameters(train_trial, base=meta.base_config, space=meta.space, metric=meta.metric, mode=meta.mode)
+    return tune.with_resources(fn, {"cpu": meta.resources["cpu"], "gpu": meta.resources["gpu"]})
+
+
+def _run_config(meta: ExperimentMeta):  # noqa: ANN202
+    from ray import tune
+
+    from tuner.progress import TrialLines
+
+    return tune.RunConfig(
+        name=meta.name,
+        storage_path=meta.storage,
+        checkpoint_config=tune.CheckpointConfig(
+            num_to_keep=2, checkpoint_score_attribute=meta.metric, checkpoint_score_order=meta.mode
+        ),
+        failure_config=tune.FailureConfig(max_failures=2),
+        sync_config=tune.SyncConfig(sync_artifacts=True),
+        callbacks=[TrialLines(meta.metric, meta.mode, meta.samples)],
+        verbose=0,
+    )
+
+
+def init_ray(address: str | None) -> None:
+    import ray
+
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", EXPERIMENT_STATE_PERIOD_S)
+    # Each checkpoint forces a state snapshot (that is what makes resume exact); short epochs make Ray warn.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "1")
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+
+
+def launch(o: SweepOptions, meta: ExperimentMeta | None = None) -> dict[str, Any]:
+    """Run a sweep to the end. Returns the summary of its results."""
+    from ray import tune
+
+    meta = meta or prepare(o)
+    space = space_from_dict(meta.space, "experiment space")
+    init_ray(o.address)
+    meta.save()
+    tuner = tune.Tuner(
+        _trainable(meta),
+        tune_config=tune.TuneConfig(
+            metric=meta.metric,
+            mode=meta.mode,
+            search_alg=_searcher(meta, space),
+            scheduler=_scheduler(meta),
+            num_samples=meta.samples,
+        ),
+        run_config=_run_config(meta),
+    )
+    tuner.fit()
+    return finish(meta)
+
+
+def resume(experiment_dir: str, address: str | None = None) -> dict[str, Any]:
+    """Finish an interrupted sweep where it stopped."""
+    from ray import tune
+
+    meta = ExperimentMeta.load(experiment_dir)
+    if not tune.Tuner.can_restore(meta.path):
+        from tuner.experiment import ExperimentError
+
+        raise ExperimentError(f"{experiment_dir}: holds no Ray Tune experiment state to resume from")
+    init_ray(address)
+    tuner = tune.Tuner.restore(meta.path, trainable=_trainable(meta), resume_unfinished=True, resume_errored=True)
+    tuner.fit()
+    return finish(meta)
+
+
+def finish(meta: ExperimentMeta) -> dict[str, Any]:
+    trials, history = collect_results(meta)
+    write_results(meta, trials, history)
+    return {"experiment": meta.path, "trials": trials, "metric": meta.metric, "mode": meta.mode}
+
+
+__all__ = ["SweepOptions", "launch", "resume", "prepare", "is_uri"]
