@@ -21,8 +21,10 @@ from tuner.experiment import HISTORY_FILE, TRIALS_FILE, ExperimentError, Experim
 HEADLINE = ("GeoDeg", "FreeRun/GeoDeg", "RootVelMAE", "FreeRun/RootVelMAE", "YawAbsDeg", "FreeRun/YawAbsDeg",
             "FootContact")  # fmt: skip
 PARAM_PREFIX = "config/"
-HISTORY_COLUMNS = ("trial_id", "epoch", "training_iteration", "trial_start", "report_time", "time_total_s",
-                   "time_this_iter_s", "node", "stage", "tf_ratio", "freerun_weight", "freerun_horizon", "diverged")  # fmt: skip
+HISTORY_COLUMNS = (
+    "trial_id", "epoch", "training_iteration", "trial_start", "report_time", "time_total_s", "time_this_iter_s",
+    "node", "stage", "tf_ratio", "freerun_weight", "freerun_horizon", "diverged",
+)  # fmt: skip
 
 
 def _analysis(meta: ExperimentMeta):  # noqa: ANN202
