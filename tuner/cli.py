@@ -161,6 +161,21 @@ def _print_sweep_summary(summary: dict[str, Any]) -> None:
         print("best: none (no trial finished)")
 
 
+def _parse_resources(items: list[str] | None) -> dict[str, float]:
+    from trainer_core.errors import ConfigError
+
+    out = {}
+    for item in items or []:
+        name, sep, amount = item.partition("=")
+        try:
+            out[name.strip()] = float(amount)
+        except ValueError:
+            sep = ""
+        if not sep or not name.strip():
+            raise ConfigError(f"--resource {item!r}: must be NAME=AMOUNT, e.g. --resource gpu_like=1")
+    return out
+
+
 def _sweep(a: argparse.Namespace) -> int:
     from tuner.sweep import SweepOptions, launch
 
@@ -169,6 +184,7 @@ def _sweep(a: argparse.Namespace) -> int:
         cpus_per_trial=a.cpus_per_trial, gpus_per_trial=a.gpus_per_trial, scheduler=a.scheduler,
         searcher=a.searcher, metric=a.metric, mode=a.mode, seed=a.seed, storage=a.storage, name=a.name,
         address=a.address, smoke_test=a.smoke_test, optuna_storage=a.optuna_storage,
+        shared_storage=a.shared_storage, resources=_parse_resources(a.resource),
     )  # fmt: skip
     _print_sweep_summary(launch(opts))
     return 0
@@ -192,6 +208,17 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--storage", default="results", help="experiment root: a path, or s3://, gs://... for clusters")
     p.add_argument("--name", help="experiment name (default: sweep-<time>)")
     p.add_argument("--address", help="Ray cluster to join (`auto` for the one this node belongs to)")
+    p.add_argument(
+        "--shared-storage",
+        action="store_true",
+        help="vouch that a local --storage path is mounted on every node of the cluster",
+    )
+    p.add_argument(
+        "--resource",
+        action="append",
+        metavar="NAME=AMOUNT",
+        help="a custom Ray resource each trial needs, e.g. gpu_like=1 (repeatable)",
+    )
     p.add_argument("--optuna-storage", metavar="URL", help="persist the Optuna study, e.g. sqlite:///study.db")
     p.add_argument("--smoke-test", action="store_true", help="tiny trials (seconds each) on the small space")
     p.set_defaults(func=_sweep)
@@ -200,7 +227,7 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
 def _resume(a: argparse.Namespace) -> int:
     from tuner.sweep import resume
 
-    _print_sweep_summary(resume(a.experiment, a.address))
+    _print_sweep_summary(resume(a.experiment, a.address, a.shared_storage))
     return 0
 
 
@@ -216,6 +243,7 @@ def _add_resume_export(sub: argparse._SubParsersAction) -> None:
     r = sub.add_parser("resume", help="finish an interrupted sweep", description="Resume a sweep.")
     r.add_argument("experiment", metavar="EXPERIMENT_DIR")
     r.add_argument("--address", help="Ray cluster to join")
+    r.add_argument("--shared-storage", action="store_true", help="vouch that the experiment's path is on every node")
     r.set_defaults(func=_resume)
     e = sub.add_parser("export", help="the best trial's config, as JSON the trainer runs",
                        description="Export the best config(s) of a sweep.")  # fmt: skip
@@ -227,8 +255,59 @@ def _add_resume_export(sub: argparse._SubParsersAction) -> None:
     e.set_defaults(func=_export)
 
 
+# --- cluster ------------------------------------------------------------------------------
+
+DEFAULT_CLUSTER_DIR = "results/local-cluster"
+
+
+def _cluster_up(a: argparse.Namespace) -> int:
+    from trainer_core.errors import ConfigError
+    from tuner.local_cluster import LocalCluster
+
+    try:
+        resources = json.loads(a.worker_resources) if a.worker_resources else {}
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"--worker-resources {a.worker_resources!r}: not JSON ({e.msg})") from None
+    if not isinstance(resources, dict) or not all(isinstance(v, (int, float)) for v in resources.values()):
+        raise ConfigError(f"--worker-resources {a.worker_resources!r}: must be a JSON object of numbers")
+    cluster = LocalCluster(a.dir, workers=a.workers, cpus_per_node=a.cpus, head_cpus=a.head_cpus,
+                           worker_resources=resources, port=a.port or 0)  # fmt: skip
+    address = cluster.start()
+    print(f"local Ray cluster at {address}: head + {a.workers} worker(s), {a.cpus:g} CPU each")
+    print(f"sweep on it: motiontune sweep --address {address} --storage <shared path> --shared-storage ...")
+    print(f"stop it:     motiontune cluster down --dir {a.dir}")
+    return 0
+
+
+def _cluster_down(a: argparse.Namespace) -> int:
+    from tuner.local_cluster import LocalCluster
+
+    cluster = LocalCluster.from_state(a.dir)
+    n = len(cluster.nodes)
+    cluster.stop()
+    print(f"stopped the {n} node(s) of the local cluster at {cluster.address}")
+    return 0
+
+
+def _add_cluster(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("cluster", help="a multi-node Ray cluster on this machine, for trying things out",
+                       description="Start or stop a local multi-node Ray cluster (ray start).")  # fmt: skip
+    csub = p.add_subparsers(dest="cluster_cmd", required=True, parser_class=_Parser)
+    up = csub.add_parser("up", help="start a head and N workers with `ray start`")
+    up.add_argument("--dir", default=DEFAULT_CLUSTER_DIR, help=f"state and logs (default {DEFAULT_CLUSTER_DIR})")
+    up.add_argument("--workers", type=int, default=2)
+    up.add_argument("--cpus", type=float, default=1, help="CPUs each node declares")
+    up.add_argument("--head-cpus", type=float, help="CPUs the head declares (default: --cpus)")
+    up.add_argument("--worker-resources", metavar="JSON", help="custom resources per worker, e.g. '{\"gpu_like\": 1}'")
+    up.add_argument("--port", type=int, help="the head's GCS port (default: a free one)")
+    up.set_defaults(func=_cluster_up)
+    down = csub.add_parser("down", help="stop exactly the nodes `cluster up` started")
+    down.add_argument("--dir", default=DEFAULT_CLUSTER_DIR)
+    down.set_defaults(func=_cluster_down)
+
+
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
-    _add_train, _add_data, _add_space, _add_sweep, _add_resume_export,
+    _add_train, _add_data, _add_space, _add_sweep, _add_resume_export, _add_cluster,
 ]  # fmt: skip
 
 

@@ -22,8 +22,9 @@ from trainer_core.config import TrainConfig, config_from_dict, load_config
 from trainer_core.datasets import load_dataset
 from trainer_core.errors import ConfigError
 from trainer_core.train import metric_names
-from tuner.experiment import ExperimentMeta, check_metric, is_uri, resolve_storage
+from tuner.experiment import ExperimentError, ExperimentMeta, check_metric, is_uri, resolve_storage
 from tuner.results import collect_results, write_results
+from tuner.storage import check_storage
 
 SCHEDULERS = ("asha", "fifo")
 SEARCHERS = ("optuna", "random")
@@ -53,6 +54,8 @@ class SweepOptions:
     optuna_storage: str | None = None
     grace_period: int | None = None
     reduction_factor: int = 3
+    shared_storage: bool = False  # the user vouches that a local --storage path is mounted on every node
+    resources: dict[str, float] | None = None  # custom resources each trial needs, e.g. {"gpu_like": 1}
 
 
 def smoke_base() -> dict[str, Any]:
@@ -81,6 +84,9 @@ def validate_options(o: SweepOptions) -> None:
         problems.append(f"--mode is {o.mode!r}, but must be min or max")
     if o.epochs is not None and o.epochs < 1:
         problems.append(f"--epochs is {o.epochs}, but must be >= 1")
+    for name, amount in (o.resources or {}).items():
+        if not amount > 0:
+            problems.append(f"--resource {name}={amount:g}: the amount must be > 0")
     if o.reduction_factor < 2:
         problems.append(f"--reduction-factor is {o.reduction_factor}, but must be >= 2")
     if problems:
@@ -118,7 +124,7 @@ def prepare(o: SweepOptions) -> ExperimentMeta:
         scheduler=o.scheduler,
         searcher=o.searcher,
         seed=o.seed,
-        resources={"cpu": o.cpus_per_trial, "gpu": o.gpus_per_trial},
+        resources={"cpu": o.cpus_per_trial, "gpu": o.gpus_per_trial, **(o.resources or {})},
         data_fingerprint=dataset.fingerprint,
         warm_start=warm,
         optuna_storage=o.optuna_storage,
@@ -190,7 +196,7 @@ def _trainable(meta: ExperimentMeta):  # noqa: ANN202
     from tuner.trainable import train_trial
 
     fn = tune.with_parameters(train_trial, base=meta.base_config, space=meta.space, metric=meta.metric, mode=meta.mode)
-    return tune.with_resources(fn, {"cpu": meta.resources["cpu"], "gpu": meta.resources["gpu"]})
+    return tune.with_resources(fn, dict(meta.resources))
 
 
 def _run_config(meta: ExperimentMeta):  # noqa: ANN202
@@ -211,24 +217,43 @@ def _run_config(meta: ExperimentMeta):  # noqa: ANN202
     )
 
 
-def init_ray(address: str | None) -> None:
-    import ray
-
+def init_ray(address: str | None) -> int:
+    """Start a local Ray or join the cluster at ``address``; returns how many nodes are alive."""
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", EXPERIMENT_STATE_PERIOD_S)
     # Each checkpoint forces a state snapshot (that is what makes resume exact); short epochs make Ray warn.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "1")
+    if address and "RAY_AUTH_MODE" not in os.environ and _has_ray_token():
+        # As Ray does for a local cluster with a token; read when Ray is imported, so set before that.
+        os.environ["RAY_AUTH_MODE"] = "token"
+    import ray
+
     if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        except ConnectionError as e:
+            raise ExperimentError(
+                f"--address {address}: cannot reach a Ray cluster there ({str(e).splitlines()[0]}); check the "
+                "address (`ray status` on the head prints it) and, for token auth, RAY_AUTH_TOKEN"
+            ) from None
+    return sum(1 for n in ray.nodes() if n.get("Alive"))
+
+
+def _has_ray_token() -> bool:
+    from pathlib import Path
+
+    return (
+        bool(os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH"))
+        or (Path.home() / ".ray" / "auth_token").exists()
+    )
 
 
 def launch(o: SweepOptions, meta: ExperimentMeta | None = None) -> dict[str, Any]:
     """Run a sweep to the end. Returns the summary of its results."""
-    from ray import tune
-
     meta = meta or prepare(o)
     space = space_from_dict(meta.space, "experiment space")
-    init_ray(o.address)
+    check_storage(meta.storage, init_ray(o.address), o.shared_storage)
+    from ray import tune
+
     meta.save()
     tuner = tune.Tuner(
         _trainable(meta),
@@ -245,16 +270,15 @@ def launch(o: SweepOptions, meta: ExperimentMeta | None = None) -> dict[str, Any
     return finish(meta)
 
 
-def resume(experiment_dir: str, address: str | None = None) -> dict[str, Any]:
+def resume(experiment_dir: str, address: str | None = None, shared_storage: bool = False) -> dict[str, Any]:
     """Finish an interrupted sweep where it stopped."""
+    meta = ExperimentMeta.load(experiment_dir)
+    n_nodes = init_ray(address)
     from ray import tune
 
-    meta = ExperimentMeta.load(experiment_dir)
     if not tune.Tuner.can_restore(meta.path):
-        from tuner.experiment import ExperimentError
-
         raise ExperimentError(f"{experiment_dir}: holds no Ray Tune experiment state to resume from")
-    init_ray(address)
+    check_storage(meta.storage, n_nodes, shared_storage)
     tuner = tune.Tuner.restore(meta.path, trainable=_trainable(meta), resume_unfinished=True, resume_errored=True)
     tuner.fit()
     return finish(meta)

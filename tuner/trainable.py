@@ -79,6 +79,7 @@ def train_trial(config: dict[str, Any], *, base: dict[str, Any], space: dict[str
     elif out.exists():
         shutil.rmtree(out)  # a restarted trial with no checkpoint starts over
     log_file = (out.parent / "train.log").open("a")
+    print(f"trial on node {node_ip} ({node}), device {where['device']}, {cpus:g} CPU", file=log_file, flush=True)
 
     def on_epoch(result: EpochResult) -> None:
         metrics = {**_scalar_metrics(result.metrics), **where, "diverged": 0, "report_time": time.time()}
