@@ -13,6 +13,9 @@ from typing import Any
 
 from trainer_core.errors import DataError, MotiontuneError
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
     """Write through a temp file in the same folder, then rename over ``path``."""
@@ -24,6 +27,7 @@ def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -239,6 +239,15 @@ def _export(a: argparse.Namespace) -> int:
     return 0
 
 
+def _report(a: argparse.Namespace) -> int:
+    from tuner.report import report
+
+    rep = report(a.experiment, a.out)
+    print(rep.summary)
+    print(f"\nreport: {rep.out / 'index.html'} ({len(rep.images)} plots)")
+    return 0
+
+
 def _add_resume_export(sub: argparse._SubParsersAction) -> None:
     r = sub.add_parser("resume", help="finish an interrupted sweep", description="Resume a sweep.")
     r.add_argument("experiment", metavar="EXPERIMENT_DIR")
@@ -253,6 +262,11 @@ def _add_resume_export(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--metric", help="rank by this metric (default: the sweep's)")
     e.add_argument("--mode", choices=["min", "max"])
     e.set_defaults(func=_export)
+    rp = sub.add_parser("report", help="plots, index.html and a summary of a sweep",
+                        description="Report on a sweep: PNG plots, an index.html and a terminal summary.")  # fmt: skip
+    rp.add_argument("experiment", metavar="EXPERIMENT_DIR")
+    rp.add_argument("--out", help="folder for the report (default: EXPERIMENT_DIR/report)")
+    rp.set_defaults(func=_report)
 
 
 # --- cluster ------------------------------------------------------------------------------

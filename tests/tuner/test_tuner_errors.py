@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from tests.conftest import run_cli
 from tests.trainer_core.test_cli import assert_one_line_error
+from tests.tuner.conftest import diverging_setup
 
 
 @pytest.mark.parametrize("command", ["resume", "export"])
@@ -47,23 +46,10 @@ def test_sweep_with_bad_resources(tmp_path, flags, message):
     assert list(tmp_path.iterdir()) == []
 
 
-def _diverging_setup(tmp_path, lrs):
-    """A base config whose lr makes the loss overflow, and a space that offers it first."""
-    from tuner.sweep import smoke_base
-
-    base = smoke_base()
-    base.update(lr=lrs[0], grad_clip=0.0, weight_decay=0.0, steps_per_epoch=30, epochs=3,
-                freerun_stage_schedule=[], freerun_weight=0.0, tf_end_epoch=3)  # fmt: skip
-    (tmp_path / "base.json").write_text(json.dumps(base))
-    space = {"name": "lr_only", "params": {"lr": {"choices": lrs}}}
-    (tmp_path / "space.json").write_text(json.dumps(space))
-    return ["--config", str(tmp_path / "base.json"), "--space", str(tmp_path / "space.json")]
-
-
 def test_a_diverging_trial_is_recorded_and_the_sweep_goes_on(tmp_path):
     import pandas as pd
 
-    args = _diverging_setup(tmp_path, [1.0, 0.0003])
+    args = diverging_setup(tmp_path, [1.0, 0.0003])
     proc = run_cli("sweep", *args, "--samples", "3", "--scheduler", "fifo", "--searcher", "random",
                    "--storage", str(tmp_path), "--name", "div", "--max-concurrent", "2")  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -76,10 +62,7 @@ def test_a_diverging_trial_is_recorded_and_the_sweep_goes_on(tmp_path):
     assert "DIVERGED" in proc.stdout
 
 
-def test_export_with_no_finished_trial(tmp_path):
-    args = _diverging_setup(tmp_path, [1.0])
-    proc = run_cli("sweep", *args, "--samples", "1", "--scheduler", "fifo", "--storage", str(tmp_path), "--name", "d")
-    assert proc.returncode == 0, proc.stderr[-3000:]
+def test_export_with_no_finished_trial(all_diverged_sweep, tmp_path):
     out = tmp_path / "best.json"
-    assert_one_line_error(run_cli("export", str(tmp_path / "d"), "--out", str(out)), "no finished trial to export")
+    assert_one_line_error(run_cli("export", str(all_diverged_sweep), "--out", str(out)), "no finished trial to export")
     assert not out.exists()
