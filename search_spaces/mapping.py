@@ -24,6 +24,7 @@ import math
 from typing import Any
 
 from search_spaces.catalog import (
+    CATALOG,
     FAMILIES,
     SCALARS,
     STAGE_AUX_KEYS,
@@ -35,7 +36,7 @@ from search_spaces.catalog import (
 )
 from search_spaces.spec import Rules, SearchSpace
 from trainer_core.config import STAGE_KEY, TrainConfig, config_from_dict
-from trainer_core.errors import ConfigError
+from trainer_core.errors import ConfigError, did_you_mean
 
 SIG_DIGITS = 6  # derived weights are rounded to this many significant digits
 
@@ -173,8 +174,24 @@ def base_params(space: SearchSpace, cfg: TrainConfig) -> tuple[dict[str, Any], d
     return values, why
 
 
+def _check_param_names(space: SearchSpace, params: dict[str, Any]) -> None:
+    """Every sampled name is a dimension of the space (families with their stage number)."""
+    bad = []
+    for name in params:
+        base = name.rstrip("0123456789") if name not in CATALOG else name
+        if base not in space.dims or (base in FAMILIES) != (base != name):
+            bad.append(name)
+    if bad:
+        known = space.searched_names(int(params.get("n_stages", 0)) or None)
+        raise ConfigError(
+            f"space `{space.name}`: unknown param `{bad[0]}`{did_you_mean(bad[0], known)}; "
+            "the trial's params must come from this space"
+        )
+
+
 def resolve(space: SearchSpace, params: dict[str, Any], base: TrainConfig) -> dict[str, Any]:
     """Base values, then the space's fixed values, then the sampled ``params``."""
+    _check_param_names(space, params)
     values, why = base_params(space, base)
     for name, d in space.dims.items():
         if not d.searched:

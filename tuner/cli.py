@@ -143,6 +143,8 @@ def _add_space(sub: argparse._SubParsersAction) -> None:
 
 
 def _print_sweep_summary(summary: dict[str, Any]) -> None:
+    from tuner.results import finished_trials
+
     trials = summary["trials"]
     metric, mode = summary["metric"], summary["mode"]
     counts = trials["status"].value_counts().to_dict() if len(trials) else {}
@@ -150,7 +152,7 @@ def _print_sweep_summary(summary: dict[str, Any]) -> None:
     print(f"experiment: {summary['experiment']}")
     print(f"trials: {len(trials)} ({parts})")
     col = f"best/{metric}"
-    ok = trials[trials["status"].isin(["COMPLETED", "STOPPED"]) & trials[col].notna()] if len(trials) else trials
+    ok = finished_trials(trials, metric) if len(trials) else trials
     if len(ok):
         best = ok.sort_values(col, ascending=(mode == "min")).iloc[0]
         print(
@@ -184,7 +186,8 @@ def _sweep(a: argparse.Namespace) -> int:
         cpus_per_trial=a.cpus_per_trial, gpus_per_trial=a.gpus_per_trial, scheduler=a.scheduler,
         searcher=a.searcher, metric=a.metric, mode=a.mode, seed=a.seed, storage=a.storage, name=a.name,
         address=a.address, smoke_test=a.smoke_test, optuna_storage=a.optuna_storage,
-        shared_storage=a.shared_storage, resources=_parse_resources(a.resource),
+        shared_storage=a.shared_storage, resources=_parse_resources(a.resource), budget=a.budget,
+        warm_start=not a.no_warm_start,
     )  # fmt: skip
     _print_sweep_summary(launch(opts))
     return 0
@@ -220,6 +223,8 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
         help="a custom Ray resource each trial needs, e.g. gpu_like=1 (repeatable)",
     )
     p.add_argument("--optuna-storage", metavar="URL", help="persist the Optuna study, e.g. sqlite:///study.db")
+    p.add_argument("--budget", type=int, metavar="TRIAL_EPOCHS", help="end the sweep after this many epochs in all")
+    p.add_argument("--no-warm-start", action="store_true", help="do not run the base config as the first trial")
     p.add_argument("--smoke-test", action="store_true", help="tiny trials (seconds each) on the small space")
     p.set_defaults(func=_sweep)
 

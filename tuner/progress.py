@@ -1,4 +1,4 @@
-"""One line per finished trial, instead of Tune's per-result tables."""
+"""One line per finished trial (instead of Tune's per-result tables), and a trial-epoch budget."""
 
 from __future__ import annotations
 
@@ -42,3 +42,18 @@ class TrialLines(tune.Callback):
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._line(trial, "ERROR", "  (see its error.txt; retried per --max-failures)")
+
+
+class TrialEpochBudget(tune.Stopper):
+    """Ends the sweep once its trials have run ``budget`` epochs in all (trials in flight finish their epoch)."""
+
+    def __init__(self, budget: int):
+        self.budget = budget
+        self.used = 0
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        self.used += 1
+        return self.used >= self.budget
+
+    def stop_all(self) -> bool:
+        return self.used >= self.budget

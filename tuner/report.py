@@ -26,7 +26,7 @@ from search_spaces.catalog import FAMILIES  # noqa: E402
 from search_spaces.spec import SearchSpace, space_from_dict  # noqa: E402
 from trainer_core.io_utils import atomic_write, atomic_write_text  # noqa: E402
 from tuner.experiment import ExperimentError, ExperimentMeta  # noqa: E402
-from tuner.results import PARAM_PREFIX, collect_results  # noqa: E402
+from tuner.results import PARAM_PREFIX, collect_results, finished_trials  # noqa: E402
 
 TOP = 5
 GAP_LIMIT = 2.0  # the guide: free-run error more than twice the teacher's is a warning sign
@@ -44,11 +44,6 @@ def _save(fig: plt.Figure, path: Path) -> None:
     fig.tight_layout()
     atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110))
     plt.close(fig)
-
-
-def _finished(trials: pd.DataFrame, metric: str) -> pd.DataFrame:
-    col = f"best/{metric}"
-    return trials[trials["status"].isin(["COMPLETED", "STOPPED"]) & trials[col].notna()]
 
 
 def plot_objective(trials: pd.DataFrame, metric: str, mode: str, path: Path) -> None:
@@ -264,7 +259,7 @@ def _html(meta: ExperimentMeta, summary: str, images: dict[str, str]) -> str:
 def report(experiment_dir: str, out: str | None = None) -> Report:
     meta = ExperimentMeta.load(experiment_dir)
     trials, history = collect_results(meta)
-    finished = _finished(trials, meta.metric)
+    finished = finished_trials(trials, meta.metric)
     if finished.empty:
         raise ExperimentError(f"{experiment_dir}: no finished trials to report on (none completed or stopped early)")
     out_dir = Path(out) if out else Path(meta.path) / "report"

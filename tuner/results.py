@@ -11,6 +11,7 @@ unfinished sweep.
 from __future__ import annotations
 
 import io
+import logging
 import math
 from typing import Any
 
@@ -34,6 +35,8 @@ def _analysis(meta: ExperimentMeta):  # noqa: ANN202
 
     fs = filesystem(meta.path)[0] if is_uri(meta.path) else None
     try:
+        # Trials that never started (a sweep ended by its budget) have no results; Ray logs each one.
+        logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
         return ExperimentAnalysis(meta.path, storage_filesystem=fs)
     except (ValueError, FileNotFoundError, RuntimeError) as e:
         raise ExperimentError(f"{meta.path}: holds no Ray Tune experiment state ({str(e).splitlines()[0]})") from None
@@ -134,7 +137,7 @@ def write_results(meta: ExperimentMeta, trials: pd.DataFrame, history: pd.DataFr
     write_bytes(join(meta.path, HISTORY_FILE), _parquet_bytes(history))
 
 
-def finished(trials: pd.DataFrame, metric: str) -> pd.DataFrame:
+def finished_trials(trials: pd.DataFrame, metric: str) -> pd.DataFrame:
     """Trials with a usable objective value: completed or stopped early, not diverged or failed."""
     col = f"best/{metric}"
     if col not in trials:

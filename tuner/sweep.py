@@ -22,7 +22,7 @@ from trainer_core.config import TrainConfig, config_from_dict, load_config
 from trainer_core.datasets import load_dataset
 from trainer_core.errors import ConfigError
 from trainer_core.train import metric_names
-from tuner.experiment import ExperimentError, ExperimentMeta, check_metric, is_uri, resolve_storage
+from tuner.experiment import ExperimentError, ExperimentMeta, check_metric, resolve_storage
 from tuner.results import collect_results, write_results
 from tuner.storage import check_storage
 
@@ -55,6 +55,8 @@ class SweepOptions:
     grace_period: int | None = None
     reduction_factor: int = 3
     shared_storage: bool = False  # the user vouches that a local --storage path is mounted on every node
+    budget: int | None = None  # stop the whole sweep after this many trial-epochs
+    warm_start: bool = True  # the base config as the first trial
     resources: dict[str, float] | None = None  # custom resources each trial needs, e.g. {"gpu_like": 1}
 
 
@@ -87,6 +89,8 @@ def validate_options(o: SweepOptions) -> None:
     for name, amount in (o.resources or {}).items():
         if not amount > 0:
             problems.append(f"--resource {name}={amount:g}: the amount must be > 0")
+    if o.budget is not None and o.budget < 1:
+        problems.append(f"--budget is {o.budget}, but must be >= 1 trial-epoch")
     if o.reduction_factor < 2:
         problems.append(f"--reduction-factor is {o.reduction_factor}, but must be >= 2")
     if problems:
@@ -110,7 +114,7 @@ def prepare(o: SweepOptions) -> ExperimentMeta:
     mode = o.mode or (base.run.objective_mode if metric == base.run.objective else "min")
     check_metric(metric, metric_names())
     dataset = load_dataset(base.data.data)  # fails early on bad data, and fingerprints it
-    warm = _warm_start(space, base)
+    warm = _warm_start(space, base) if o.warm_start else None
     return ExperimentMeta(
         name=o.name or f"sweep-{_dt.datetime.now():%Y%m%d-%H%M%S}",
         storage=resolve_storage(o.storage),
@@ -133,6 +137,7 @@ def prepare(o: SweepOptions) -> ExperimentMeta:
             "grace_period": o.grace_period or max(1, base.optim.epochs // 10),
             "reduction_factor": 2 if o.smoke_test else o.reduction_factor,
             "smoke_test": o.smoke_test,
+            "budget": o.budget,
         },
     )
 
@@ -202,7 +207,7 @@ def _trainable(meta: ExperimentMeta):  # noqa: ANN202
 def _run_config(meta: ExperimentMeta):  # noqa: ANN202
     from ray import tune
 
-    from tuner.progress import TrialLines
+    from tuner.progress import TrialEpochBudget, TrialLines
 
     return tune.RunConfig(
         name=meta.name,
@@ -213,6 +218,7 @@ def _run_config(meta: ExperimentMeta):  # noqa: ANN202
         failure_config=tune.FailureConfig(max_failures=2),
         sync_config=tune.SyncConfig(sync_artifacts=True),
         callbacks=[TrialLines(meta.metric, meta.mode, meta.samples)],
+        stop=TrialEpochBudget(int(meta.extra["budget"])) if meta.extra.get("budget") else None,
         verbose=0,
     )
 
@@ -288,6 +294,3 @@ def finish(meta: ExperimentMeta) -> dict[str, Any]:
     trials, history = collect_results(meta)
     write_results(meta, trials, history)
     return {"experiment": meta.path, "trials": trials, "metric": meta.metric, "mode": meta.mode}
-
-
-__all__ = ["SweepOptions", "launch", "resume", "prepare", "is_uri"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -29,7 +30,7 @@ def test_sampled_config_trains_as_is(tmp_path):
         f"{sys.executable} -m tuner.cli train --config c.json --epochs 1 --out run --set steps_per_epoch=10"
     )
     proc = subprocess.run(["bash", "-c", cmd], cwd=tmp_path, capture_output=True, text=True, timeout=600,
-                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})  # fmt: skip
+                          env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     cfg = json.loads((tmp_path / "c.json").read_text())
     assert cfg["epochs"] == 30 and len(cfg["freerun_stage_schedule"]) == 3

@@ -117,3 +117,12 @@ def test_bad_space_files_fail_with_one_clear_error(raw, message):
     with pytest.raises(ConfigError) as e:
         space_from_dict(raw, "my_space.json")
     assert message in str(e.value) and "space my_space.json" in str(e.value)
+
+
+def test_unknown_params_raise_instead_of_being_ignored():
+    space, base = load_space("small"), load_config()
+    params = config_to_params(space, base)
+    with pytest.raises(ConfigError, match=r"unknown param `learning_rate`"):
+        params_to_config(space, {**params, "learning_rate": 0.1}, base)
+    with pytest.raises(ConfigError, match=r"unknown param `batch`"):  # a catalog name this space does not search
+        params_to_config(space, {**params, "batch": 8}, base)
