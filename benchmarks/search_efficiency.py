@@ -127,7 +127,7 @@ def run_tune(mode: Mode, seed: int, work: Path, searcher: str, warm: bool, name:
     opts = SweepOptions(
         config=str(work / "base.json"), space=mode.space, samples=mode.budget, max_concurrent=2,
         cpus_per_trial=1, scheduler="asha", searcher=searcher, seed=seed, storage=str(work), name=name,
-        budget=mode.budget, warm_start=warm, grace_period=1,
+        budget=mode.budget, warm_start=warm,
     )  # fmt: skip
     t0 = time.time()
     launch(opts)

@@ -9,7 +9,7 @@ from typing import Any
 from trainer_core import checkpoint as ckpt
 from trainer_core.bvh import ImportOptions
 from trainer_core.clip import load_clip, save_clip
-from trainer_core.config import TrainConfig, config_from_dict, load_config, parse_set_option
+from trainer_core.config import TrainConfig, config_from_dict, load_config, parse_set_option, smoke_config
 from trainer_core.datasets import dataset_profile, import_bvh_files, load_dataset
 from trainer_core.errors import ConfigError, DataError
 from trainer_core.train import fit
@@ -30,6 +30,7 @@ def resolve_train_config(
     device: str | None = None,
     resume_state: dict[str, Any] | None = None,
     resume_path: str | None = None,
+    smoke_test: bool = False,
 ) -> TrainConfig:
     """The config a ``train`` call runs: a file (or the checkpoint's), ``--set`` pairs, then CLI flags."""
     overrides = dict(parse_set_option(item) for item in sets or [])
@@ -41,6 +42,10 @@ def resolve_train_config(
         if config is not None or sets:
             raise ConfigError("--resume takes the config stored in the checkpoint; drop --config and --set")
         cfg = config_from_dict({**resume_state["config"], **overrides}, f"{resume_path} (stored config)")
+    elif smoke_test:
+        if config is not None:
+            raise ConfigError("--smoke-test trains its own tiny config; drop --config")
+        cfg = config_from_dict({**smoke_config().to_dict(), **overrides}, "smoke-test config")
     else:
         cfg = load_config(config, overrides)
     if epochs is not None:
@@ -59,10 +64,11 @@ def train(
     device: str | None = None,
     sets: list[str] | None = None,
     resume: str | None = None,
+    smoke_test: bool = False,
 ) -> dict[str, Any]:
     """``motiontune train``: one local training run. Returns its summary."""
     state = ckpt.load(Path(resume)) if resume else None
-    cfg = resolve_train_config(config, sets, epochs, data, device, state, resume)
+    cfg = resolve_train_config(config, sets, epochs, data, device, state, resume, smoke_test)
     if out is not None:
         out_dir = Path(out)
     elif resume:

@@ -498,6 +498,19 @@ def config_from_dict(raw: Any, where: str = "config") -> TrainConfig:
     return cfg
 
 
+# A config whose run takes seconds: a small model, 4 short epochs, the default's 3-stage shape.
+SMOKE_OVERRIDES: dict[str, Any] = {
+    "hidden_dim": 64, "num_layers": 2, "batch": 8, "seq_len": 30, "steps_per_epoch": 8, "eval_freerun_horizon": 12,
+}  # fmt: skip
+SMOKE_EPOCHS = 4
+
+
+def smoke_config() -> TrainConfig:
+    """The packaged default shrunk for smoke tests (``--smoke-test``)."""
+    raw = load_config().with_epochs(SMOKE_EPOCHS).to_dict()
+    return config_from_dict({**raw, **SMOKE_OVERRIDES}, "smoke-test config")
+
+
 def default_config_path() -> Path:
     return Path(__file__).parent / "configs" / "exp_phase_mpl.json"
 

@@ -8,6 +8,7 @@ one history per metric: ``metrics/teacher/<name>.txt`` and
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -46,3 +47,16 @@ class MetricsWriter:
                     path.parent.mkdir(parents=True, exist_ok=True)
                     with path.open("a") as f:
                         f.write(f"{epoch} {value:.6g}\n")
+
+    def read_epochs(self, last: int) -> list[dict[str, Any]]:
+        """Teacher and free-run metrics of epochs 1..``last`` as written (a resumed run's history)."""
+        out = []
+        for epoch in range(1, last + 1):
+            merged: dict[str, Any] = {}
+            for mode in ("teacher", "valfree"):
+                path = self.root / f"{mode}_ep{epoch:03d}.json"
+                if path.is_file():
+                    merged.update(json.loads(path.read_text()))
+            if merged:
+                out.append(merged)
+        return out

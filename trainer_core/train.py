@@ -210,6 +210,21 @@ def _better(value: float, best: float | None, mode: str) -> bool:
     return best is None or (value < best if mode == "min" else value > best)
 
 
+def _checkpoint(
+    s: Setup, out: Path, epoch: int, metrics: dict, best: float | None, best_epoch: int | None, is_best: bool
+) -> Path | None:
+    """``checkpoint_epoch_N.pt`` when due (and always after the last epoch), ``best_model.pt`` when best."""
+    state = _state(s, epoch, metrics, best, best_epoch)
+    path = None
+    if epoch % s.cfg.run.checkpoint_every == 0 or epoch == s.cfg.optim.epochs:
+        path = ckpt.epoch_path(out, epoch)
+        ckpt.save(state, path)
+        ckpt.prune(out, s.cfg.run.keep_checkpoints)
+    if is_best:
+        ckpt.save(state, out / ckpt.BEST_NAME)
+    return path
+
+
 def _state(s: Setup, epoch: int, metrics: dict, best: float | None, best_epoch: int | None) -> dict[str, Any]:
     return {
         "format": ckpt.FORMAT,
@@ -281,8 +296,8 @@ def fit(
         f"{sum(p.numel() for p in s.model.parameters()):,} parameters -> {out}"
     )
     t_run = time.perf_counter()
-    history: list[dict[str, Any]] = []
-    last_metrics: dict[str, Any] = {}
+    history = [{k: v for k, v in m.items() if k in base or k == "epoch"} for m in writer.read_epochs(start - 1)]
+    last_metrics: dict[str, Any] = history[-1] if history else {}
     for epoch in range(start, cfg.optim.epochs + 1):
         t0 = time.perf_counter()
         train_stats = train_epoch(s, epoch)
@@ -299,14 +314,7 @@ def fit(
         is_best = _better(value, best, mode)
         if is_best:
             best, best_epoch = value, epoch
-        state_now = _state(s, epoch, metrics, best, best_epoch)
-        path = None
-        if epoch % cfg.run.checkpoint_every == 0 or epoch == cfg.optim.epochs:
-            path = ckpt.epoch_path(out, epoch)
-            ckpt.save(state_now, path)
-            ckpt.prune(out, cfg.run.keep_checkpoints)
-        if is_best:
-            ckpt.save(state_now, out / ckpt.BEST_NAME)
+        path = _checkpoint(s, out, epoch, metrics, best, best_epoch, is_best)
         history.append({k: v for k, v in metrics.items() if k in base or k == "epoch"})
         last_metrics = metrics
         log(_progress_line(epoch, cfg.optim.epochs, metrics, metrics["seconds"]))

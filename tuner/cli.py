@@ -60,9 +60,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--resume", metavar="CHECKPOINT", help="continue from checkpoint_epoch_N.pt (config from the checkpoint)"
     )
+    p.add_argument("--smoke-test", action="store_true", help="a tiny model for 4 short epochs (seconds)")
 
     def run(a: argparse.Namespace) -> int:
-        summary = _api().train(a.config, a.data, a.out, a.epochs, a.device, a.sets, a.resume)
+        summary = _api().train(a.config, a.data, a.out, a.epochs, a.device, a.sets, a.resume, a.smoke_test)
         best = summary["best"]
         print(
             f"done: best {summary['objective']} {best['value']:.4f} at epoch {best['epoch']}; "
@@ -187,7 +188,7 @@ def _sweep(a: argparse.Namespace) -> int:
         searcher=a.searcher, metric=a.metric, mode=a.mode, seed=a.seed, storage=a.storage, name=a.name,
         address=a.address, smoke_test=a.smoke_test, optuna_storage=a.optuna_storage,
         shared_storage=a.shared_storage, resources=_parse_resources(a.resource), budget=a.budget,
-        warm_start=not a.no_warm_start,
+        warm_start=not a.no_warm_start, grace_period=a.grace_period,
     )  # fmt: skip
     _print_sweep_summary(launch(opts))
     return 0
@@ -223,6 +224,7 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
         help="a custom Ray resource each trial needs, e.g. gpu_like=1 (repeatable)",
     )
     p.add_argument("--optuna-storage", metavar="URL", help="persist the Optuna study, e.g. sqlite:///study.db")
+    p.add_argument("--grace-period", type=int, help="ASHA's first rung (default: the base's first free-run epoch)")
     p.add_argument("--budget", type=int, metavar="TRIAL_EPOCHS", help="end the sweep after this many epochs in all")
     p.add_argument("--no-warm-start", action="store_true", help="do not run the base config as the first trial")
     p.add_argument("--smoke-test", action="store_true", help="tiny trials (seconds each) on the small space")

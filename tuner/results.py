@@ -28,6 +28,11 @@ HISTORY_COLUMNS = (
 )  # fmt: skip
 
 
+def quiet_missing_results() -> None:
+    """Trials that never started (a sweep ended by its budget) have no results; Ray warns about each one."""
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+
+
 def _analysis(meta: ExperimentMeta):  # noqa: ANN202
     from ray.tune import ExperimentAnalysis
 
@@ -35,8 +40,7 @@ def _analysis(meta: ExperimentMeta):  # noqa: ANN202
 
     fs = filesystem(meta.path)[0] if is_uri(meta.path) else None
     try:
-        # Trials that never started (a sweep ended by its budget) have no results; Ray logs each one.
-        logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+        quiet_missing_results()
         return ExperimentAnalysis(meta.path, storage_filesystem=fs)
     except (ValueError, FileNotFoundError, RuntimeError) as e:
         raise ExperimentError(f"{meta.path}: holds no Ray Tune experiment state ({str(e).splitlines()[0]})") from None

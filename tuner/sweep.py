@@ -18,12 +18,13 @@ from typing import Any
 from search_spaces.define import define_by_run
 from search_spaces.mapping import config_to_params
 from search_spaces.spec import SearchSpace, load_space, space_from_dict
-from trainer_core.config import TrainConfig, config_from_dict, load_config
+from trainer_core.config import TrainConfig, load_config, smoke_config
 from trainer_core.datasets import load_dataset
 from trainer_core.errors import ConfigError
+from trainer_core.schedules import plan_epoch
 from trainer_core.train import metric_names
 from tuner.experiment import ExperimentError, ExperimentMeta, check_metric, resolve_storage
-from tuner.results import collect_results, write_results
+from tuner.results import collect_results, quiet_missing_results, write_results
 from tuner.storage import check_storage
 
 SCHEDULERS = ("asha", "fifo")
@@ -61,11 +62,8 @@ class SweepOptions:
 
 
 def smoke_base() -> dict[str, Any]:
-    """A base config whose trials take seconds: a small model, 4 short epochs, the same 3-stage shape."""
-    cfg = load_config().with_epochs(4)
-    raw = cfg.to_dict()
-    raw.update(hidden_dim=64, num_layers=2, batch=8, seq_len=30, steps_per_epoch=8, eval_freerun_horizon=12)
-    return raw
+    """A base config whose trials take seconds (``trainer_core.config.smoke_config``)."""
+    return smoke_config().to_dict()
 
 
 def validate_options(o: SweepOptions) -> None:
@@ -89,6 +87,8 @@ def validate_options(o: SweepOptions) -> None:
     for name, amount in (o.resources or {}).items():
         if not amount > 0:
             problems.append(f"--resource {name}={amount:g}: the amount must be > 0")
+    if o.grace_period is not None and o.grace_period < 1:
+        problems.append(f"--grace-period is {o.grace_period}, but must be >= 1")
     if o.budget is not None and o.budget < 1:
         problems.append(f"--budget is {o.budget}, but must be >= 1 trial-epoch")
     if o.reduction_factor < 2:
@@ -104,7 +104,7 @@ def prepare(o: SweepOptions) -> ExperimentMeta:
     if o.config is not None:
         base = load_config(o.config)
     elif o.smoke_test:
-        base = config_from_dict(smoke_base(), "smoke-test base config")
+        base = smoke_config()
     else:
         base = load_config()
     if o.epochs is not None:
@@ -134,12 +134,26 @@ def prepare(o: SweepOptions) -> ExperimentMeta:
         optuna_storage=o.optuna_storage,
         extra={
             "epochs": base.optim.epochs,
-            "grace_period": o.grace_period or max(1, base.optim.epochs // 10),
+            "grace_period": o.grace_period or default_grace_period(base),
             "reduction_factor": 2 if o.smoke_test else o.reduction_factor,
             "smoke_test": o.smoke_test,
             "budget": o.budget,
         },
     )
+
+
+def default_grace_period(base: TrainConfig) -> int:
+    """ASHA's first rung: the first epoch that trains the free-run loss in the base config.
+
+    Before it, every trial is still in its teacher-forced stage and its
+    ``FreeRun/*`` metrics say little about where its free-run stages will take
+    it; early stopping there prunes on the wrong evidence. Without a free-run
+    stage, a tenth of the epochs.
+    """
+    for epoch in range(1, base.optim.epochs + 1):
+        if plan_epoch(base, epoch).weights.freerun_weight > 0:
+            return epoch
+    return max(1, base.optim.epochs // 10)
 
 
 def _warm_start(space: SearchSpace, base: TrainConfig) -> dict[str, Any] | None:
@@ -233,6 +247,7 @@ def init_ray(address: str | None) -> int:
         os.environ["RAY_AUTH_MODE"] = "token"
     import ray
 
+    quiet_missing_results()
     if not ray.is_initialized():
         try:
             ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)

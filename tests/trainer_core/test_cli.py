@@ -139,3 +139,11 @@ def test_convert_round_trip_through_the_cli(tmp_path, suffix):
         assert_one_line_error(proc, "between .json and .npz")
     else:
         assert proc.returncode == 0 and json.loads(proc.stdout)["joints"] == 21
+
+
+def test_train_smoke_test_runs_in_seconds(tmp_path):
+    proc = run_cli("train", "--smoke-test", "--out", str(tmp_path / "smoke"))
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((tmp_path / "smoke" / "summary.json").read_text())
+    assert summary["epochs"] == 4 and summary["status"] == "finished"
+    assert json.loads((tmp_path / "smoke" / "config.json").read_text())["hidden_dim"] == 64
