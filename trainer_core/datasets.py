@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from trainer_core.skeleton import HIERARCHY_FILE, OFFSETS_FILE, Skeleton
 
 BUNDLED_NAME = "bandai_locomotion"
 PROFILE_FILE = "profile.json"
+OFFSET_TOLERANCE_M = 0.01  # takes of one performer differ by well under this
 
 
 def bundled_dataset_dir() -> Path:
@@ -74,6 +76,13 @@ def import_bvh_files(paths: list[Path], out: Path, options: ImportOptions | None
     for p, (_, sk) in zip(paths, results):
         if sk.bones != skeleton.bones or sk.parents != skeleton.parents:
             raise DataError(f"{p}: its skeleton differs from {paths[0]}'s; import clips of one skeleton per folder")
+    spread = max(float(np.abs(sk.offsets - skeleton.offsets).max()) for _, sk in results)
+    if spread > OFFSET_TOLERANCE_M:
+        warnings.warn(
+            f"bone offsets differ by up to {spread * 100:.1f} cm between the clips; the skeleton keeps "
+            f"{Path(paths[0]).name}'s (import clips of one performer per folder)",
+            stacklevel=2,
+        )
     names = [Path(p).stem for p in paths]
     if len(set(names)) != len(names):
         raise DataError("import-bvh: two input files share a name; their clips would overwrite each other")

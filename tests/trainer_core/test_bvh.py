@@ -123,4 +123,5 @@ def test_the_bundled_dataset_is_what_the_importer_makes_of_the_clips(bundled):
         ref = shipped[path.stem]
         for key in ("rot6d", "angvel", "root_yaw", "root_vel", "soft_contacts"):
             assert np.allclose(getattr(clip, key), getattr(ref, key), atol=1e-5), (path.name, key)
-        assert sk.bones == bundled.skeleton.bones and np.allclose(sk.offsets, bundled.skeleton.offsets, atol=1e-6)
+        # Takes differ by under half a millimetre; the dataset keeps its first clip's offsets.
+        assert sk.bones == bundled.skeleton.bones and np.allclose(sk.offsets, bundled.skeleton.offsets, atol=1e-3)
