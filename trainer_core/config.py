@@ -39,6 +39,14 @@ def _check(problems: list[str], ok: bool, msg: str) -> None:
         problems.append(msg)
 
 
+def _in_range(problems: list[str], owner: object, key: str, lo: float, hi: float, ends: str = "[]") -> None:
+    """Require ``owner.key`` in the interval ``lo..hi``; ``ends`` says which ends are closed, e.g. "(]"."""
+    v = getattr(owner, key)
+    above = lo < v if ends[0] == "(" else lo <= v
+    below = v < hi if ends[1] == ")" else v <= hi
+    _check(problems, above and below, f"`{key}` is {v}, but must be in {ends[0]}{lo:g}, {hi:g}{ends[1]}")
+
+
 @dataclass
 class DataConfig:
     data: str | None = None
@@ -52,8 +60,8 @@ class DataConfig:
 
     def problems(self) -> list[str]:
         p: list[str] = []
-        _check(p, 0.0 < self.val_fraction < 1.0, f"`val_fraction` is {self.val_fraction}, but must be in (0, 1)")
-        _check(p, 0.0 < self.cond_window_s <= 5.0, f"`cond_window_s` is {self.cond_window_s}, but must be in (0, 5]")
+        _in_range(p, self, "val_fraction", 0.0, 1.0, "()")
+        _in_range(p, self, "cond_window_s", 0.0, 5.0, "(]")
         return p
 
 
@@ -69,10 +77,10 @@ class ModelConfig:
 
     def problems(self) -> list[str]:
         p: list[str] = []
-        _check(p, 8 <= self.hidden_dim <= 8192, f"`hidden_dim` is {self.hidden_dim}, but must be in [8, 8192]")
-        _check(p, 1 <= self.num_layers <= 16, f"`num_layers` is {self.num_layers}, but must be in [1, 16]")
-        _check(p, 0.0 <= self.dropout < 1.0, f"`dropout` is {self.dropout}, but must be in [0, 1)")
-        _check(p, 2 <= self.phase_bins <= 64, f"`phase_bins` is {self.phase_bins}, but must be in [2, 64]")
+        _in_range(p, self, "hidden_dim", 8, 8192)
+        _in_range(p, self, "num_layers", 1, 16)
+        _in_range(p, self, "dropout", 0.0, 1.0, "[)")
+        _in_range(p, self, "phase_bins", 2, 64)
         return p
 
 
@@ -91,11 +99,11 @@ class OptimConfig:
 
     def problems(self) -> list[str]:
         p: list[str] = []
-        _check(p, 1 <= self.epochs <= 100_000, f"`epochs` is {self.epochs}, but must be in [1, 100000]")
-        _check(p, 1 <= self.batch <= 65_536, f"`batch` is {self.batch}, but must be in [1, 65536]")
-        _check(p, 0.0 < self.lr <= 1.0, f"`lr` is {self.lr}, but must be in (0, 1]")
-        _check(p, 2 <= self.seq_len <= 10_000, f"`seq_len` is {self.seq_len}, but must be in [2, 10000]")
-        _check(p, 0.0 <= self.weight_decay <= 1.0, f"`weight_decay` is {self.weight_decay}, but must be in [0, 1]")
+        _in_range(p, self, "epochs", 1, 100_000)
+        _in_range(p, self, "batch", 1, 65_536)
+        _in_range(p, self, "lr", 0.0, 1.0, "(]")
+        _in_range(p, self, "seq_len", 2, 10_000)
+        _in_range(p, self, "weight_decay", 0.0, 1.0)
         _check(p, self.grad_clip >= 0.0, f"`grad_clip` is {self.grad_clip}, but must be >= 0")
         _check(
             p,
@@ -116,8 +124,8 @@ class TFConfig:
     def problems(self) -> list[str]:
         p: list[str] = []
         _check(p, self.tf_mode in TF_MODES, f"`tf_mode` is {self.tf_mode!r}, but must be one of {', '.join(TF_MODES)}")
-        _check(p, 0.0 <= self.tf_min <= 1.0, f"`tf_min` is {self.tf_min}, but must be in [0, 1]")
-        _check(p, 0.0 <= self.tf_max <= 1.0, f"`tf_max` is {self.tf_max}, but must be in [0, 1]")
+        _in_range(p, self, "tf_min", 0.0, 1.0)
+        _in_range(p, self, "tf_max", 0.0, 1.0)
         _check(p, self.tf_min <= self.tf_max, f"`tf_min` is {self.tf_min}, but must be <= `tf_max` ({self.tf_max})")
         _check(p, self.tf_start_epoch >= 1, f"`tf_start_epoch` is {self.tf_start_epoch}, but must be >= 1")
         _check(
@@ -174,16 +182,8 @@ class FreeRunConfig:
             1 <= self.freerun_horizon <= seq_len,
             f"`freerun_horizon` is {self.freerun_horizon}, but must be in [1, seq_len={seq_len}]",
         )
-        _check(
-            p,
-            1 <= self.eval_freerun_horizon <= 1000,
-            f"`eval_freerun_horizon` is {self.eval_freerun_horizon}, but must be in [1, 1000]",
-        )
-        _check(
-            p,
-            0.0 <= self.limb_geo_margin_deg <= 180.0,
-            f"`limb_geo_margin_deg` is {self.limb_geo_margin_deg}, but must be in [0, 180]",
-        )
+        _in_range(p, self, "eval_freerun_horizon", 1, 1000)
+        _in_range(p, self, "limb_geo_margin_deg", 0.0, 180.0)
         return p
 
 
