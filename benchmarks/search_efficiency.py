@@ -35,7 +35,8 @@ import pandas as pd
 from search_spaces.define import define_by_run
 from search_spaces.mapping import params_to_config
 from search_spaces.spec import load_space
-from trainer_core.config import TrainConfig, config_from_dict, load_config
+from trainer_core.config import TrainConfig
+from trainer_core.config_load import config_from_dict, load_config
 from trainer_core.train import EpochResult, fit
 from tuner.sweep import SweepOptions, init_ray, launch, smoke_base
 

@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader, Dataset
 from torch.utils.flop_counter import FlopCounterMode
 
 from trainer_core.clip import load_npz
-from trainer_core.config import load_config
+from trainer_core.config_load import load_config
 from trainer_core.datasets import split_clips
 from trainer_core.device_data import Split, _pack_raw, _raw_frames
 from trainer_core.geometry import forward_kinematics, rot6d_to_matrix

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from trainer_core.config import load_config
+from trainer_core.config_load import load_config
 from trainer_core.train import fit
 from tuner.sweep import SweepOptions, init_ray, launch, prepare
 

@@ -35,7 +35,8 @@ from search_spaces.catalog import (
     param_name,
 )
 from search_spaces.spec import Rules, SearchSpace
-from trainer_core.config import STAGE_KEY, TrainConfig, config_from_dict
+from trainer_core.config import STAGE_KEY, TrainConfig
+from trainer_core.config_load import config_from_dict
 from trainer_core.errors import ConfigError, did_you_mean
 
 SIG_DIGITS = 6  # derived weights are rounded to this many significant digits

@@ -35,7 +35,7 @@ def tiny_overrides(**extra: object) -> dict:
 
 @pytest.fixture
 def tiny_config():
-    from trainer_core.config import config_from_dict, load_config
+    from trainer_core.config_load import config_from_dict, load_config
 
     def make(**extra: object):
         base = load_config().to_dict()

@@ -114,7 +114,7 @@ def _space_show(a: argparse.Namespace) -> int:
 def _space_sample(a: argparse.Namespace) -> int:
     from search_spaces.sampling import sample_configs
     from search_spaces.spec import load_space
-    from trainer_core.config import load_config
+    from trainer_core.config_load import load_config
     from trainer_core.errors import ConfigError
 
     if a.n < 1:

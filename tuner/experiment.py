@@ -15,7 +15,8 @@ from typing import Any
 import pyarrow.fs as pafs
 
 from trainer_core import __version__
-from trainer_core.config import TrainConfig, config_from_dict
+from trainer_core.config import TrainConfig
+from trainer_core.config_load import config_from_dict
 from trainer_core.errors import ConfigError, MotiontuneError, did_you_mean
 from trainer_core.io_utils import atomic_write
 

@@ -18,7 +18,8 @@ from typing import Any
 from search_spaces.define import define_by_run
 from search_spaces.mapping import config_to_params
 from search_spaces.spec import SearchSpace, load_space, space_from_dict
-from trainer_core.config import TrainConfig, load_config, smoke_config
+from trainer_core.config import TrainConfig
+from trainer_core.config_load import load_config, smoke_config
 from trainer_core.datasets import load_dataset
 from trainer_core.errors import ConfigError
 from trainer_core.schedules import plan_epoch
@@ -62,7 +63,7 @@ class SweepOptions:
 
 
 def smoke_base() -> dict[str, Any]:
-    """A base config whose trials take seconds (``trainer_core.config.smoke_config``)."""
+    """A base config whose trials take seconds (``trainer_core.config_load.smoke_config``)."""
     return smoke_config().to_dict()
 
 

@@ -26,7 +26,7 @@ from ray import tune
 from search_spaces.mapping import params_to_config
 from search_spaces.spec import space_from_dict
 from trainer_core import checkpoint as ckpt
-from trainer_core.config import config_from_dict
+from trainer_core.config_load import config_from_dict
 from trainer_core.errors import DivergedError
 from trainer_core.train import EpochResult, fit
 

@@ -9,7 +9,7 @@ import pytest
 from search_spaces.mapping import config_to_params, params_to_config, rise_interval, stage_ranges
 from search_spaces.sampling import sample_params
 from search_spaces.spec import load_space, shipped_spaces, space_from_dict
-from trainer_core.config import config_from_dict, load_config
+from trainer_core.config_load import config_from_dict, load_config
 from trainer_core.errors import ConfigError
 
 N_SAMPLES = 2000

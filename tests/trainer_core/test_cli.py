@@ -21,7 +21,7 @@ def assert_one_line_error(proc, *fragments):
 
 
 def _default() -> dict:
-    from trainer_core.config import load_config
+    from trainer_core.config_load import load_config
 
     return load_config().to_dict()
 

@@ -7,14 +7,8 @@ import warnings
 
 import pytest
 
-from trainer_core.config import (
-    LOSS_GROUPS,
-    Stage,
-    config_from_dict,
-    default_config_path,
-    load_config,
-    rescale_stages,
-)
+from trainer_core.config import LOSS_GROUPS, Stage, rescale_stages
+from trainer_core.config_load import config_from_dict, default_config_path, load_config
 from trainer_core.errors import ConfigError
 from trainer_core.io_utils import strip_json_comments
 

@@ -12,7 +12,7 @@ from trainer_core.train import setup
 @pytest.fixture(scope="module")
 def tiny_setup():
     from tests.conftest import tiny_overrides
-    from trainer_core.config import config_from_dict, load_config
+    from trainer_core.config_load import config_from_dict, load_config
 
     raw = {**load_config().to_dict(), **tiny_overrides()}
     return setup(config_from_dict(raw, "tiny"))

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from trainer_core.config import TFConfig, load_config
+from trainer_core.config import TFConfig
+from trainer_core.config_load import load_config
 from trainer_core.schedules import plan_epoch, stage_for_epoch, tf_ratio
 
 
