@@ -37,7 +37,7 @@ from search_spaces.mapping import params_to_config
 from search_spaces.spec import load_space
 from trainer_core.config import TrainConfig
 from trainer_core.config_load import config_from_dict, load_config
-from trainer_core.train import EpochResult, fit
+from trainer_core.train.loop import EpochResult, fit
 from tuner.sweep import SweepOptions, init_ray, launch, smoke_base
 
 METRIC = "FreeRun/GeoDeg"

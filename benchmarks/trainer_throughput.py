@@ -29,13 +29,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.flop_counter import FlopCounterMode
 
-from trainer_core.clip import load_npz
+from trainer_core.data.clip import load_npz
 from trainer_core.config_load import load_config
-from trainer_core.datasets import split_clips
-from trainer_core.device_data import Split, _pack_raw, _raw_frames
-from trainer_core.geometry import forward_kinematics, rot6d_to_matrix
-from trainer_core.schedules import plan_epoch, tf_ratio
-from trainer_core.train import Setup, epoch_batches, setup, train_step
+from trainer_core.data.datasets import split_clips
+from trainer_core.data.device_data import Split, _pack_raw, _raw_frames
+from trainer_core.model.geometry import forward_kinematics, rot6d_to_matrix
+from trainer_core.train.schedules import plan_epoch, tf_ratio
+from trainer_core.train.loop import Setup, epoch_batches, setup, train_step
 
 
 class NpzWindows(Dataset):

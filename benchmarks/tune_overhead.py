@@ -2,7 +2,7 @@
 
 In one process, on the bundled data:
 
-1. ``trainer_core.train.fit`` (what ``motiontune train`` runs);
+1. ``trainer_core.train.loop.fit`` (what ``motiontune train`` runs);
 2. the same config as a one-trial sweep through ``motiontune``'s sweep path
    (Tuner, OptunaSearch, FIFO, the trainable reporting and checkpointing every epoch).
 
@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from trainer_core.config_load import load_config
-from trainer_core.train import fit
+from trainer_core.train.loop import fit
 from tuner.sweep import SweepOptions, init_ray, launch, prepare
 
 

@@ -47,7 +47,7 @@ def tiny_config():
 
 @pytest.fixture(scope="session")
 def bundled():
-    from trainer_core.datasets import load_dataset
+    from trainer_core.data.datasets import load_dataset
 
     return load_dataset(None)
 

@@ -20,10 +20,10 @@ from search_spaces.mapping import config_to_params
 from search_spaces.spec import SearchSpace, load_space, space_from_dict
 from trainer_core.config import TrainConfig
 from trainer_core.config_load import load_config, smoke_config
-from trainer_core.datasets import load_dataset
+from trainer_core.data.datasets import load_dataset
 from trainer_core.errors import ConfigError
-from trainer_core.schedules import plan_epoch
-from trainer_core.train import metric_names
+from trainer_core.train.schedules import plan_epoch
+from trainer_core.train.loop import metric_names
 from tuner.experiment import ExperimentError, ExperimentMeta, check_metric, resolve_storage
 from tuner.results import collect_results, quiet_missing_results, write_results
 from tuner.storage import check_storage

@@ -1,4 +1,4 @@
-"""The Ray Tune trainable: a plain function around ``trainer_core.train.fit``.
+"""The Ray Tune trainable: a plain function around ``trainer_core.train.loop.fit``.
 
 Tune's ``config`` holds the params the searcher sampled; the base config and the
 space come bound with ``tune.with_parameters``. The typed trainer config is
@@ -25,10 +25,10 @@ from ray import tune
 
 from search_spaces.mapping import params_to_config
 from search_spaces.spec import space_from_dict
-from trainer_core import checkpoint as ckpt
+from trainer_core.train import checkpoint as ckpt
 from trainer_core.config_load import config_from_dict
 from trainer_core.errors import DivergedError
-from trainer_core.train import EpochResult, fit
+from trainer_core.train.loop import EpochResult, fit
 
 RUN_DIR = "run"  # the trainer's own output inside each trial's directory
 CKPT_NAME = "checkpoint.pt"

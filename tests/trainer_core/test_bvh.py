@@ -7,7 +7,7 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from tests.conftest import MOCAP_DIR, bvh_files
-from trainer_core.bvh import ImportOptions, euler_to_matrix, import_bvh, parse_bvh
+from trainer_core.data.bvh import ImportOptions, euler_to_matrix, import_bvh, parse_bvh
 from trainer_core.errors import DataError
 
 

@@ -82,7 +82,7 @@ def test_bvh_without_motion_section(tmp_path):
 
 def _dataset_with(tmp_path, mutate):
     """A copy of the bundled dataset with one clip rewritten by ``mutate(arrays)``."""
-    from trainer_core.datasets import bundled_dataset_dir
+    from trainer_core.data.datasets import bundled_dataset_dir
 
     ds = tmp_path / "ds"
     shutil.copytree(bundled_dataset_dir(), ds)
@@ -128,7 +128,7 @@ def test_unknown_option_is_one_line_too():
 
 @pytest.mark.parametrize("suffix", [".json", ".npz"])
 def test_convert_round_trip_through_the_cli(tmp_path, suffix):
-    from trainer_core.datasets import bundled_dataset_dir
+    from trainer_core.data.datasets import bundled_dataset_dir
 
     src = sorted(bundled_dataset_dir().glob("*.npz"))[0]
     mid = tmp_path / "clip.json"

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from trainer_core.clip import Clip, load_clip, save_clip
-from trainer_core.datasets import dataset_profile, load_dataset, split_clips
+from trainer_core.data.clip import Clip, load_clip, save_clip
+from trainer_core.data.datasets import dataset_profile, load_dataset, split_clips
 from trainer_core.errors import DataError
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from trainer_core.gait import DEFAULT_PERIOD_S, soft_contact, soft_gait
+from trainer_core.data.gait import DEFAULT_PERIOD_S, soft_contact, soft_gait
 
 
 def alternating_contacts(period_s: float, fps: float = 30.0, seconds: float = 6.0) -> np.ndarray:

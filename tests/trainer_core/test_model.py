@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from trainer_core.evaluate import baseline, evaluate
-from trainer_core.train import setup
+from trainer_core.evaluate.metrics import baseline, evaluate
+from trainer_core.train.loop import setup
 
 
 @pytest.fixture(scope="module")

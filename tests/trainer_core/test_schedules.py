@@ -6,7 +6,7 @@ import pytest
 
 from trainer_core.config import TFConfig
 from trainer_core.config_load import load_config
-from trainer_core.schedules import plan_epoch, stage_for_epoch, tf_ratio
+from trainer_core.train.schedules import plan_epoch, stage_for_epoch, tf_ratio
 
 
 @pytest.mark.parametrize("epoch, expected", [(1, 1.0), (10, 0.5), (19, 0.0), (25, 0.0)])

@@ -26,11 +26,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from trainer_core.clip import Clip, angular_velocity
+from trainer_core.data.clip import Clip, angular_velocity
 from trainer_core.errors import DataError
-from trainer_core.gait import ContactParams, soft_contact
-from trainer_core.geometry import forward_kinematics, matrix_to_rot6d, yaw_matrix
-from trainer_core.skeleton import Skeleton, find_feet, limb_groups
+from trainer_core.data.gait import ContactParams, soft_contact
+from trainer_core.model.geometry import forward_kinematics, matrix_to_rot6d, yaw_matrix
+from trainer_core.data.skeleton import Skeleton, find_feet, limb_groups
 
 _AXES = {"X": 0, "Y": 1, "Z": 2}
 

@@ -18,19 +18,19 @@ from typing import Any
 
 import torch
 
-from trainer_core import checkpoint as ckpt
+from trainer_core.train import checkpoint as ckpt
 from trainer_core.config import LOSS_GROUPS, TrainConfig
-from trainer_core.datasets import Dataset, load_dataset, split_clips
-from trainer_core.device_data import Split, build_split, fit_normalizer
+from trainer_core.data.datasets import Dataset, load_dataset, split_clips
+from trainer_core.data.device_data import Split, build_split, fit_normalizer
 from trainer_core.errors import CheckpointError, ConfigError, DivergedError, did_you_mean
-from trainer_core.evaluate import baseline, evaluate
-from trainer_core.features import COND_LAYOUT, Normalizer, frame_layout
+from trainer_core.evaluate.metrics import baseline, evaluate
+from trainer_core.data.features import COND_LAYOUT, Normalizer, frame_layout
 from trainer_core.io_utils import atomic_write_json, json_safe
-from trainer_core.losses import TERM_GROUP, TERMS, Kinematics, freerun_term, step_terms, weighted_total
-from trainer_core.metrics_io import FREERUN_PREFIX, MetricsWriter
-from trainer_core.model import Arch, MotionModel
-from trainer_core.rollout import Runtime, free_run, predict, scheduled_sampling_inputs
-from trainer_core.schedules import EpochPlan, plan_epoch, tf_ratio
+from trainer_core.train.losses import TERM_GROUP, TERMS, Kinematics, freerun_term, step_terms, weighted_total
+from trainer_core.train.metrics_io import FREERUN_PREFIX, MetricsWriter
+from trainer_core.model.model import Arch, MotionModel
+from trainer_core.model.rollout import Runtime, free_run, predict, scheduled_sampling_inputs
+from trainer_core.train.schedules import EpochPlan, plan_epoch, tf_ratio
 
 NORM_FILE = "norm_template.json"
 SUMMARY_FILE = "summary.json"

@@ -22,11 +22,11 @@ from dataclasses import dataclass
 
 import torch
 
-from trainer_core.device_data import Split
-from trainer_core.geometry import geodesic_angle, so3_log
-from trainer_core.losses import Kinematics, masked_mean
-from trainer_core.model import MotionModel
-from trainer_core.rollout import Runtime, free_run
+from trainer_core.data.device_data import Split
+from trainer_core.model.geometry import geodesic_angle, so3_log
+from trainer_core.train.losses import Kinematics, masked_mean
+from trainer_core.model.model import MotionModel
+from trainer_core.model.rollout import Runtime, free_run
 
 EVAL_CHUNK = 8192  # rollouts per forward pass in evaluation
 

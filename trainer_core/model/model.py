@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from trainer_core.features import frame_layout
+from trainer_core.data.features import frame_layout
 
 IDENTITY_6D = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 CONTACT_EPS = 1e-3

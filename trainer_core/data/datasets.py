@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from trainer_core.bvh import ImportOptions, import_bvh
-from trainer_core.clip import Clip, load_npz, save_npz
+from trainer_core.data.bvh import ImportOptions, import_bvh
+from trainer_core.data.clip import Clip, load_npz, save_npz
 from trainer_core.errors import DataError
 from trainer_core.io_utils import atomic_write_json
-from trainer_core.skeleton import HIERARCHY_FILE, OFFSETS_FILE, Skeleton
+from trainer_core.data.skeleton import HIERARCHY_FILE, OFFSETS_FILE, Skeleton
 
 BUNDLED_NAME = "bandai_locomotion"
 PROFILE_FILE = "profile.json"
@@ -27,7 +27,7 @@ OFFSET_TOLERANCE_M = 0.01  # takes of one performer differ by well under this
 
 
 def bundled_dataset_dir() -> Path:
-    return Path(__file__).parent / "bundled" / BUNDLED_NAME
+    return Path(__file__).parents[1] / "bundled" / BUNDLED_NAME
 
 
 @dataclass

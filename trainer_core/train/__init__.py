@@ -1,0 +1,1 @@
+"""Training: losses, schedules, the loop (``loop.fit``), checkpoints and metric files."""
