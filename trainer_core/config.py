@@ -14,6 +14,7 @@ them. Reading a file or a dict into it is ``config_load``.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -50,16 +51,130 @@ class DataConfig:
     """Folder of clip NPZ files and the skeleton; None: the bundled real mocap."""
     bundle_json: str | None = None
     """Normalizer bundle to reuse; None: computed on the training split and saved in ``out``."""
+    val_split: Any = "hash"
+    """Which clips validate: ``"hash"`` (``val_fraction`` of the clips, by a hash of their names),
+    ``{"group": FIELD, "values": [...], "pattern": REGEX}`` (every clip whose name's FIELD, a named
+    group of REGEX, is one of the values: whole styles, motions or performers held out), or
+    ``{"clips": [NAME, ...]}``. See ``SplitSpec``."""
     val_fraction: float = 0.2
-    """Share of clips held out for validation (whole clips, chosen by a hash of their names)."""
+    """Share of clips held out by ``val_split: "hash"``."""
+    test_split: Any = None
+    """Clips held out from training and selection, evaluated only at the end (same forms; None: none)."""
     cond_window_s: float = 0.5
-    """The control signal is the mean root velocity and yaw rate over this many seconds ahead."""
+    """The control signal is the mean root velocity and yaw rate over this many seconds after the target frame."""
 
     def problems(self) -> list[str]:
         p: list[str] = []
         _in_range(p, self, "val_fraction", 0.0, 1.0, "()")
         _in_range(p, self, "cond_window_s", 0.0, 5.0, "(]")
+        for key in ("val_split", "test_split"):
+            value = getattr(self, key)
+            if value is None and key == "test_split":
+                continue
+            try:
+                SplitSpec.parse(value, key)
+            except ConfigError as e:
+                p.append(str(e))
+        if self.test_split == "hash":
+            p.append('`test_split` is "hash", but must name clips or groups (a hash split is for validation)')
         return p
+
+
+# Clip names like the bundled ``dataset-1_walk_happy_001``: content, style and take.
+DEFAULT_GROUP_PATTERN = r"(?P<content>[^_]+)_(?P<style>[^_]+)_(?P<take>\d+)$"
+
+
+@dataclass(frozen=True)
+class SplitSpec:
+    """A parsed ``val_split`` / ``test_split``: by hash, by a group field of the clip names, or by clip names."""
+
+    kind: str  # "hash" | "group" | "clips"
+    field: str | None = None
+    values: tuple[str, ...] = ()
+    pattern: str = DEFAULT_GROUP_PATTERN
+    clips: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, value: Any, key: str) -> SplitSpec:
+        form = (
+            f'`{key}` must be "hash", {{"group": FIELD, "values": [..], "pattern": REGEX}} '
+            f'or {{"clips": [NAME, ..]}}'
+        )
+        if value == "hash":
+            return cls("hash")
+        if not isinstance(value, dict):
+            raise ConfigError(f"`{key}` is {value!r}, but {form[len(key) + 3:]}")
+        if "clips" in value:
+            clips = value["clips"]
+            extra = set(value) - {"clips"}
+            if extra or not isinstance(clips, list) or not clips or not all(isinstance(c, str) for c in clips):
+                raise ConfigError(f"`{key}.clips` must be a non-empty list of clip names and stand alone; {form}")
+            return cls("clips", clips=tuple(clips))
+        unknown = set(value) - {"group", "values", "pattern"}
+        if unknown:
+            raise ConfigError(f"`{key}` has unknown key(s) {', '.join(sorted(unknown))}; {form}")
+        field_, values = value.get("group"), value.get("values")
+        pattern = value.get("pattern", DEFAULT_GROUP_PATTERN)
+        if not isinstance(field_, str) or not field_:
+            raise ConfigError(f"`{key}.group` is {field_!r}, but must name a group of the pattern; {form}")
+        if not isinstance(values, list) or not values or not all(isinstance(v, str) for v in values):
+            raise ConfigError(f"`{key}.values` is {values!r}, but must be a non-empty list of strings")
+        if not isinstance(pattern, str):
+            raise ConfigError(f"`{key}.pattern` is {pattern!r}, but must be a regular expression string")
+        try:
+            rx = re.compile(pattern)
+        except re.error as e:
+            raise ConfigError(f"`{key}.pattern` {pattern!r} is not a valid regular expression ({e})") from None
+        if field_ not in rx.groupindex:
+            names = ", ".join(rx.groupindex) or "none"
+            raise ConfigError(f"`{key}.group` is {field_!r}, but the pattern's named groups are: {names}")
+        return cls("group", field=field_, values=tuple(values), pattern=pattern)
+
+    def describe(self) -> dict[str, Any]:
+        if self.kind == "group":
+            return {"group": self.field, "values": list(self.values), "pattern": self.pattern}
+        if self.kind == "clips":
+            return {"clips": list(self.clips)}
+        return {"hash": True}
+
+
+@dataclass
+class AugmentConfig:
+    """The guide's ``augmentation`` block, applied per training window on the device."""
+
+    mirror: bool = False
+    """Mirror half the windows left/right (joint pairs found by name, or ``mirror_pairs``)."""
+    mirror_pairs: Any = None
+    """``[[LEFT, RIGHT], ...]`` joint-name pairs overriding the ones found by name; None: by name."""
+    noise_std: float = 0.0
+    """Std of Gaussian noise added to the normalized input features (not to targets)."""
+    speed_scale_range: Any = (1.0, 1.0)
+    """``[lo, hi]``: each window is resampled in time by a factor drawn uniformly from it."""
+
+    def problems(self) -> list[str]:
+        p: list[str] = []
+        _in_range(p, self, "noise_std", 0.0, 1.0)
+        r = self.speed_scale_range
+        ok = (
+            isinstance(r, (list, tuple))
+            and len(r) == 2
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in r)
+        )
+        if not ok:
+            p.append(f"`augmentation.speed_scale_range` is {r!r}, but must be [lo, hi]")
+        elif not (0.25 <= r[0] <= r[1] <= 4.0):
+            p.append(f"`augmentation.speed_scale_range` is {list(r)}, but must satisfy 0.25 <= lo <= hi <= 4")
+        pairs = self.mirror_pairs
+        if pairs is not None and not (
+            isinstance(pairs, list)
+            and all(isinstance(q, list) and len(q) == 2 and all(isinstance(n, str) for n in q) for q in pairs)
+        ):
+            p.append(f"`augmentation.mirror_pairs` is {pairs!r}, but must be [[LEFT, RIGHT], ...] joint names")
+        return p
+
+    @property
+    def active(self) -> bool:
+        return self.mirror or self.noise_std > 0 or tuple(self.speed_scale_range) != (1.0, 1.0)
 
 
 @dataclass
@@ -253,6 +368,7 @@ SECTIONS = {
     "freerun": FreeRunConfig,
     "run": RunConfig,
 }
+AUGMENT_KEY = "augmentation"  # the guide's nested block; its keys also work as ``augmentation.KEY``
 # Flat key -> section; the seed's keys first so exported files read like the seed's.
 KEY_SECTION: dict[str, str] = {f.name: sec for sec, cls in SECTIONS.items() for f in fields(cls)}
 STAGE_KEY = "freerun_stage_schedule"
@@ -273,6 +389,7 @@ class TrainConfig:
     freerun: FreeRunConfig = field(default_factory=FreeRunConfig)
     run: RunConfig = field(default_factory=RunConfig)
     stages: list[Stage] = field(default_factory=list)
+    aug: AugmentConfig = field(default_factory=AugmentConfig)
 
     def validate(self, where: str = "config") -> None:
         """Raise one ConfigError listing every problem."""
@@ -284,6 +401,7 @@ class TrainConfig:
             + self.loss.problems()
             + self.freerun.problems(self.optim.seq_len)
             + self.run.problems()
+            + self.aug.problems()
             + _stage_problems(self.stages, self.optim.epochs, self.optim.seq_len)
         )
         if problems:
@@ -296,6 +414,9 @@ class TrainConfig:
             flat.update(dataclasses.asdict(getattr(self, sec)))
         ordered = {k: flat.pop(k) for k in _KEY_ORDER}
         ordered.update(flat)
+        aug = dataclasses.asdict(self.aug)
+        aug["speed_scale_range"] = list(aug["speed_scale_range"])
+        ordered[AUGMENT_KEY] = aug
         ordered[STAGE_KEY] = [s.to_dict() for s in self.stages]
         return ordered
 

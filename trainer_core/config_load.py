@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from trainer_core.config import (
+    AUGMENT_KEY,
     DEPRECATED_KEYS,
     KEY_SECTION,
     LOSS_GROUPS,
     SECTIONS,
     STAGE_KEY,
     STAGE_TRAINER_KEYS,
+    AugmentConfig,
     Stage,
     TrainConfig,
 )
@@ -35,6 +37,8 @@ def _type_name(tp: Any) -> str:
 
 def _coerce(value: Any, tp: Any, key: str, problems: list[str]) -> Any:
     """Check ``value`` against a field's type; ints are accepted for floats, never bools for numbers."""
+    if tp is Any:  # structured values (splits, pairs, ranges): their section's problems() checks them
+        return value
     args = typing.get_args(tp)
     if typing.get_origin(tp) in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
@@ -62,6 +66,18 @@ def _coerce(value: Any, tp: Any, key: str, problems: list[str]) -> Any:
 
 
 _HINTS = {sec: typing.get_type_hints(cls) for sec, cls in SECTIONS.items()}
+_AUG_HINTS = typing.get_type_hints(AugmentConfig)
+
+
+def _parse_augmentation(raw: dict[str, Any], problems: list[str]) -> AugmentConfig:
+    """The ``augmentation`` block (or ``augmentation.KEY`` entries) -> ``AugmentConfig``."""
+    values: dict[str, Any] = {}
+    for k, v in raw.items():
+        if k not in _AUG_HINTS:
+            problems.append(f"`{AUGMENT_KEY}.{k}` is not an augmentation key{did_you_mean(k, _AUG_HINTS)}")
+            continue
+        values[k] = _coerce(v, _AUG_HINTS[k], f"{AUGMENT_KEY}.{k}", problems)
+    return AugmentConfig(**values)
 
 
 def _parse_stage(i: int, raw: Any, problems: list[str]) -> Stage | None:
@@ -131,9 +147,17 @@ def config_from_dict(raw: Any, where: str = "config") -> TrainConfig:
     problems: list[str] = []
     values: dict[str, dict[str, Any]] = {sec: {} for sec in SECTIONS}
     stages: list[Stage] = []
-    known = (*KEY_SECTION, STAGE_KEY, *DEPRECATED_KEYS)
+    aug_raw: dict[str, Any] = {}
+    known = (*KEY_SECTION, STAGE_KEY, AUGMENT_KEY, *DEPRECATED_KEYS)
     for key, value in raw.items():
-        if key in DEPRECATED_KEYS:
+        if key == AUGMENT_KEY:
+            if not isinstance(value, dict):
+                problems.append(f"`{AUGMENT_KEY}` must be an object, e.g. {{\"mirror\": true, \"noise_std\": 0.01}}")
+            else:
+                aug_raw.update(value)
+        elif key.startswith(AUGMENT_KEY + "."):
+            aug_raw[key[len(AUGMENT_KEY) + 1 :]] = value
+        elif key in DEPRECATED_KEYS:
             _warn_deprecated(key, value)
         elif key == STAGE_KEY:
             if not isinstance(value, list):
@@ -150,7 +174,10 @@ def config_from_dict(raw: Any, where: str = "config") -> TrainConfig:
             problems.append(f"unknown key `{key}`{did_you_mean(key, known)}")
     if problems:
         raise ConfigError(f"{where}: " + "; ".join(problems))
-    cfg = TrainConfig(**{sec: cls(**values[sec]) for sec, cls in SECTIONS.items()}, stages=stages)
+    aug = _parse_augmentation(aug_raw, problems)
+    if problems:
+        raise ConfigError(f"{where}: " + "; ".join(problems))
+    cfg = TrainConfig(**{sec: cls(**values[sec]) for sec, cls in SECTIONS.items()}, stages=stages, aug=aug)
     cfg.validate(where)
     return cfg
 
