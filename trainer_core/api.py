@@ -1,4 +1,4 @@
-"""Entry points behind the CLI's ``train`` and ``data`` commands (no Ray needed)."""
+"""Entry points behind the CLI's ``train``, ``eval`` and ``data`` commands (no Ray needed)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from trainer_core.config import TrainConfig
 from trainer_core.config_load import config_from_dict, load_config, parse_set_option, smoke_config
 from trainer_core.data.datasets import dataset_profile, import_bvh_files, load_dataset
 from trainer_core.errors import ConfigError, DataError
+from trainer_core.evaluate.offline import evaluate_checkpoint
+from trainer_core.io_utils import atomic_write_json
 from trainer_core.train.loop import fit
 
 RESULTS_ROOT = Path("results")
@@ -79,6 +81,23 @@ def train(
     else:
         out_dir = default_out(config)
     return fit(cfg, out_dir, resume=state)
+
+
+def evaluate(
+    checkpoint: str,
+    data: str | None,
+    horizon: int | None = None,
+    out: str | None = None,
+    device: str | None = None,
+) -> dict[str, Any]:
+    """``motiontune eval``: a checkpoint's metrics on a dataset folder beside the baselines (see
+    ``evaluate.offline.evaluate_checkpoint``); written atomically to ``out`` when given. Returns them."""
+    if out is not None and Path(out).is_dir():
+        raise ConfigError(f"--out {out}: is a folder, but must be a .json file path")
+    result = evaluate_checkpoint(checkpoint, data, horizon, device)
+    if out is not None:
+        atomic_write_json(Path(out), result)
+    return result
 
 
 def import_bvh(

@@ -74,6 +74,30 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+# --- eval --------------------------------------------------------------------------------
+
+
+def _add_eval(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="a trained model's metrics on any dataset folder, beside copy-last-frame",
+                       description="Teacher and free-run metrics of a checkpoint on every clip of a dataset folder "
+                                   "(the model's skeleton), per clip and overall, against the baselines.")  # fmt: skip
+    p.add_argument("checkpoint", metavar="CHECKPOINT", help="best_model.pt or checkpoint_epoch_N.pt")
+    p.add_argument("--data", required=True, metavar="DIR", help="dataset folder of clip .npz files and the skeleton")
+    p.add_argument("--horizon", type=int, help="free-run frames per window (default: the checkpoint's config's)")
+    p.add_argument("--out", metavar="FILE.json", help="write every number as JSON")
+    p.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: the checkpoint's config's)")
+
+    def run(a: argparse.Namespace) -> int:
+        from trainer_core.evaluate.offline import format_table
+
+        print(format_table(_api().evaluate(a.checkpoint, a.data, a.horizon, a.out, a.device)))
+        if a.out:
+            print(f"\nwritten: {a.out}")
+        return 0
+
+    p.set_defaults(func=run)
+
+
 # --- data --------------------------------------------------------------------------------
 
 
@@ -328,7 +352,7 @@ def _add_cluster(sub: argparse._SubParsersAction) -> None:
 
 
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
-    _add_train, _add_data, _add_space, _add_sweep, _add_resume_export, _add_cluster,
+    _add_train, _add_eval, _add_data, _add_space, _add_sweep, _add_resume_export, _add_cluster,
 ]  # fmt: skip
 
 
