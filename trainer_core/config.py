@@ -54,8 +54,9 @@ class DataConfig:
     val_split: Any = "hash"
     """Which clips validate: ``"hash"`` (``val_fraction`` of the clips, by a hash of their names),
     ``{"group": FIELD, "values": [...], "pattern": REGEX}`` (every clip whose name's FIELD, a named
-    group of REGEX, is one of the values: whole styles, motions or performers held out), or
-    ``{"clips": [NAME, ...]}``. See ``SplitSpec``."""
+    group of REGEX, is one of the values: whole styles, motions or performers held out), the same
+    with ``"fraction": F`` instead of ``values`` (that share of the field's values, chosen by a hash
+    of each value), or ``{"clips": [NAME, ...]}``. See ``SplitSpec``."""
     val_fraction: float = 0.2
     """Share of clips held out by ``val_split: "hash"``."""
     test_split: Any = None
@@ -91,13 +92,15 @@ class SplitSpec:
     kind: str  # "hash" | "group" | "clips"
     field: str | None = None
     values: tuple[str, ...] = ()
+    """The group values held out; empty: ``fraction`` of the values, chosen by a hash of each value."""
+    fraction: float = 0.0
     pattern: str = DEFAULT_GROUP_PATTERN
     clips: tuple[str, ...] = ()
 
     @classmethod
     def parse(cls, value: Any, key: str) -> SplitSpec:
         form = (
-            f'`{key}` must be "hash", {{"group": FIELD, "values": [..], "pattern": REGEX}} '
+            f'`{key}` must be "hash", {{"group": FIELD, "values": [..] or "fraction": F, "pattern": REGEX}} '
             f'or {{"clips": [NAME, ..]}}'
         )
         if value == "hash":
@@ -110,15 +113,23 @@ class SplitSpec:
             if extra or not isinstance(clips, list) or not clips or not all(isinstance(c, str) for c in clips):
                 raise ConfigError(f"`{key}.clips` must be a non-empty list of clip names and stand alone; {form}")
             return cls("clips", clips=tuple(clips))
-        unknown = set(value) - {"group", "values", "pattern"}
+        unknown = set(value) - {"group", "values", "fraction", "pattern"}
         if unknown:
             raise ConfigError(f"`{key}` has unknown key(s) {', '.join(sorted(unknown))}; {form}")
-        field_, values = value.get("group"), value.get("values")
+        field_, values, fraction = value.get("group"), value.get("values"), value.get("fraction")
         pattern = value.get("pattern", DEFAULT_GROUP_PATTERN)
         if not isinstance(field_, str) or not field_:
             raise ConfigError(f"`{key}.group` is {field_!r}, but must name a group of the pattern; {form}")
-        if not isinstance(values, list) or not values or not all(isinstance(v, str) for v in values):
+        if (values is None) == (fraction is None):
+            raise ConfigError(f"`{key}` needs exactly one of `values` (the groups to hold out) or `fraction`")
+        if values is not None and (
+            not isinstance(values, list) or not values or not all(isinstance(v, str) for v in values)
+        ):
             raise ConfigError(f"`{key}.values` is {values!r}, but must be a non-empty list of strings")
+        if fraction is not None and not (
+            isinstance(fraction, (int, float)) and not isinstance(fraction, bool) and 0 < fraction < 1
+        ):
+            raise ConfigError(f"`{key}.fraction` is {fraction!r}, but must be in (0, 1)")
         if not isinstance(pattern, str):
             raise ConfigError(f"`{key}.pattern` is {pattern!r}, but must be a regular expression string")
         try:
@@ -128,11 +139,14 @@ class SplitSpec:
         if field_ not in rx.groupindex:
             names = ", ".join(rx.groupindex) or "none"
             raise ConfigError(f"`{key}.group` is {field_!r}, but the pattern's named groups are: {names}")
-        return cls("group", field=field_, values=tuple(values), pattern=pattern)
+        return cls(
+            "group", field=field_, values=tuple(values or ()), fraction=float(fraction or 0.0), pattern=pattern
+        )
 
     def describe(self) -> dict[str, Any]:
         if self.kind == "group":
-            return {"group": self.field, "values": list(self.values), "pattern": self.pattern}
+            held = {"values": list(self.values)} if self.values else {"fraction": self.fraction}
+            return {"group": self.field, **held, "pattern": self.pattern}
         if self.kind == "clips":
             return {"clips": list(self.clips)}
         return {"hash": True}

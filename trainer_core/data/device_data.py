@@ -5,6 +5,15 @@ Clips are concatenated along one frame axis. A training window is
 batch costs one ``index_select`` per tensor and no host work. Clips shorter
 than a window are kept: their windows run past the clip's end and the extra
 frames are masked out of every loss.
+
+What the model may see. The input at frame ``t`` holds only frames ``<= t``:
+velocities are backward differences, and a clip's first frame, whose
+velocities are copies of its second's, is never an input (windows and
+evaluation start at a clip's second frame). The control signal for the step
+``t -> t+1`` is the mean root velocity and yaw rate over the ``cond_window_s``
+seconds *after* the target frame ``t+1``: a controller's intent, never the
+target itself. Near a clip's end that window shrinks (``ctrl_full`` is False);
+such steps train but are not evaluated.
 """
 
 from __future__ import annotations
@@ -38,6 +47,9 @@ class Split:
     phase: torch.Tensor  # (F, 2) soft gait phase (cos, sin)
     log_period: torch.Tensor  # (F,) log soft gait period, seconds
     clip_end: torch.Tensor  # (F,) long: index one past the last frame of each frame's clip
+    clip_begin: torch.Tensor  # (F,) long: index of the first frame of each frame's clip
+    ctrl_raw: torch.Tensor  # (F, 3) the control for the step t -> t+1: m/s, m/s, rad/s
+    ctrl_full: torch.Tensor  # (F,) bool: that control's window lies wholly inside the clip
     window_starts: torch.Tensor  # (S,) long: start index of every training window
     fps: float
     names: list[str]
@@ -54,21 +66,29 @@ def clip_fps(clips: list[Clip]) -> float:
     return float(clips[0].fps)
 
 
-def _control(traj: np.ndarray, window: int) -> np.ndarray:
-    """Mean of ``traj[t+1 : t+1+window]`` per frame, shortened at the clip's end; the last frame keeps its own."""
+def control_window(traj: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """The control ``(T, 3)`` for each step ``t -> t+1`` and whether its window is whole ``(T,)``.
+
+    Row ``t`` is the mean of ``traj[t+2 : t+2+window]``: the frames after the
+    target ``t+1``, never the target. At a clip's end the window shrinks; where it
+    is empty the control is ``traj[t]`` (what the input frame already holds).
+    """
     T = traj.shape[0]
     csum = np.concatenate([np.zeros((1, traj.shape[1])), np.cumsum(traj, axis=0)])
-    lo = np.minimum(np.arange(T) + 1, T - 1)
-    hi = np.minimum(np.arange(T) + 1 + window, T)
-    hi = np.maximum(hi, lo + 1)
-    return (csum[hi] - csum[lo]) / (hi - lo)[:, None]
+    t = np.arange(T)
+    lo = np.minimum(t + 2, T)
+    hi = np.minimum(t + 2 + window, T)
+    n = hi - lo
+    mean = (csum[hi] - csum[lo]) / np.maximum(n, 1)[:, None]
+    ctrl = np.where((n > 0)[:, None], mean, traj)
+    return ctrl, n == window
 
 
 def _raw_frames(clips: list[Clip], cond_window_s: float) -> dict[str, torch.Tensor]:
     fps = clip_fps(clips)
     window = max(1, int(round(cond_window_s * fps)))
     cols: dict[str, list[np.ndarray]] = {
-        k: [] for k in ("rot6d", "angvel", "traj", "contacts", "phase", "period", "ctrl")
+        k: [] for k in ("rot6d", "angvel", "traj", "contacts", "phase", "period", "ctrl", "ctrl_full")
     }
     for clip in clips:
         traj = np.concatenate([clip.root_vel, yaw_rate(clip)[:, None]], axis=1)
@@ -79,8 +99,12 @@ def _raw_frames(clips: list[Clip], cond_window_s: float) -> dict[str, torch.Tens
         cols["contacts"].append(clip.soft_contacts)
         cols["phase"].append(np.stack([np.cos(phase), np.sin(phase)], axis=1))
         cols["period"].append(period)
-        cols["ctrl"].append(_control(traj, window))
-    return {k: torch.from_numpy(np.concatenate(v).astype(np.float32)) for k, v in cols.items()}
+        ctrl, full = control_window(traj, window)
+        cols["ctrl"].append(ctrl)
+        cols["ctrl_full"].append(full)
+    out = {k: torch.from_numpy(np.concatenate(v).astype(np.float32)) for k, v in cols.items() if k != "ctrl_full"}
+    out["ctrl_full"] = torch.from_numpy(np.concatenate(cols["ctrl_full"]))
+    return out
 
 
 def _pack_raw(raw: dict[str, torch.Tensor], layout: Layout) -> tuple[torch.Tensor, torch.Tensor]:
@@ -128,10 +152,16 @@ def build_split(
     lengths = [clip.n_frames for clip in clips]
     ends = np.cumsum(lengths)
     clip_end = torch.from_numpy(np.repeat(ends, lengths)).long()
+    clip_begin = torch.from_numpy(np.repeat(ends - np.array(lengths), lengths)).long()
     starts = []
     for begin, end in zip(ends - np.array(lengths), ends):
-        last = max(begin, end - seq_len - 1)  # short clips: one padded window
-        starts.append(np.arange(begin, last + 1))
+        first = begin + 1  # a clip's first frame is never an input (see the module docstring)
+        if end - first < 2:
+            continue  # no frame to predict
+        last = max(first, end - seq_len - 1)  # short clips: one padded window
+        starts.append(np.arange(first, last + 1))
+    if not starts:
+        raise DataError("no clip holds 3 frames; a training window needs an input frame after the first and a target")
     mean, std = norm.traj_stats()
     split = Split(
         x=norm.norm_x(x),
@@ -145,6 +175,9 @@ def build_split(
         phase=raw["phase"],
         log_period=raw["period"].log(),
         clip_end=clip_end,
+        clip_begin=clip_begin,
+        ctrl_raw=raw["ctrl"],
+        ctrl_full=raw["ctrl_full"],
         window_starts=torch.from_numpy(np.concatenate(starts)).long(),
         fps=clip_fps(clips),
         names=[clip.name for clip in clips],
@@ -161,6 +194,9 @@ def build_split(
         "phase",
         "log_period",
         "clip_end",
+        "clip_begin",
+        "ctrl_raw",
+        "ctrl_full",
         "window_starts",
     ):
         setattr(split, name, getattr(split, name).to(device))

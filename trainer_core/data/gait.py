@@ -14,7 +14,6 @@ import numpy as np
 MIN_PERIOD_S = 0.25
 MAX_PERIOD_S = 2.5
 DEFAULT_PERIOD_S = 1.0
-RATE_WINDOW_S = 1.2  # the period is measured over this window, about one stride
 
 
 @dataclass(frozen=True)
@@ -59,45 +58,60 @@ def soft_contact(foot_pos: np.ndarray, fps: float, params: ContactParams | None 
     return (s_h * s_v).max(axis=1).astype(np.float32)
 
 
-def _analytic(x: np.ndarray) -> np.ndarray:
-    """Analytic signal (Hilbert transform) of a real 1-D signal via the FFT."""
-    n = x.shape[0]
-    X = np.fft.fft(x)
-    h = np.zeros(n)
-    h[0] = 1.0
-    if n % 2 == 0:
-        h[n // 2] = 1.0
-        h[1 : n // 2] = 2.0
-    else:
-        h[1 : (n + 1) // 2] = 2.0
-    return np.fft.ifft(X * h)
+STRIKE_HYSTERESIS = 0.3  # |left - right contact| that counts as one foot clearly down
+
+
+def foot_strikes(contacts: np.ndarray) -> list[tuple[float, int]]:
+    """Foot strikes ``(time in frames, 0 left / 1 right)`` from soft contacts ``(T, 2)``, in order.
+
+    A left strike is ``left - right`` rising through ``+STRIKE_HYSTERESIS`` after
+    the right foot was last clearly down (and the mirror for the right foot); the
+    time is interpolated between the two frames around the crossing. Causal: a
+    strike at frame ``t`` is known from frames ``<= t``.
+    """
+    d = contacts[:, 0].astype(np.float64) - contacts[:, 1]
+    h = STRIKE_HYSTERESIS
+    strikes: list[tuple[float, int]] = []
+    down = 0 if d[0] > h else 1 if d[0] < -h else -1  # which foot was last clearly down
+    for t in range(1, d.shape[0]):
+        for foot, sign in ((0, 1.0), (1, -1.0)):
+            if down != foot and sign * d[t] > h >= sign * d[t - 1]:
+                frac = (h - sign * d[t - 1]) / max(sign * (d[t] - d[t - 1]), 1e-9)
+                if down != -1:
+                    strikes.append((t - 1 + frac, foot))
+                down = foot
+    return strikes
 
 
 def soft_gait(contacts: np.ndarray, fps: float) -> tuple[np.ndarray, np.ndarray]:
-    """Soft gait phase ``(T,)`` radians and period ``(T,)`` seconds from soft contacts ``(T, 2)``.
+    """Soft gait phase ``(T,)`` radians and period ``(T,)`` seconds from soft contacts ``(T, 2)``. Causal.
 
-    The left-minus-right contact signal alternates once per gait cycle; its
-    analytic signal gives an instantaneous phase, whose rate gives the period.
-    Where the feet do not alternate (standing), the period falls back to the
-    clip's median, or to ``DEFAULT_PERIOD_S``.
+    Left and right strikes (``foot_strikes``) are half a cycle apart: the period at
+    frame ``t`` is twice the time between the last two strikes of different feet
+    seen by ``t`` (the last full cycle when the same foot struck twice), and the
+    phase is 0 at a left strike, pi at a right strike, advancing at that period in
+    between. Nothing at frame ``t`` depends on a later frame, so the phase and
+    period are inputs the model could compute online. Before a first stride is
+    seen, or where the feet stop alternating (standing), the period is the last
+    valid one, else ``DEFAULT_PERIOD_S``.
     """
     T = contacts.shape[0]
-    d = contacts[:, 0].astype(np.float64) - contacts[:, 1]
-    d = d - d.mean()
-    padded = np.pad(d, (T, T), mode="reflect") if T > 1 else d
-    z = _analytic(padded)[T : 2 * T] if T > 1 else _analytic(d)
-    phase = np.angle(z)
-    amplitude = np.abs(z)
-    # Phase slope over a centred window of about one stride: within a stride the
-    # phase of a square-ish contact wave advances unevenly, over a stride it does not.
-    unwrapped = np.unwrap(phase)
-    half = max(1, int(round(RATE_WINDOW_S * fps / 2)))
-    lo = np.clip(np.arange(T) - half, 0, T - 1)
-    hi = np.clip(np.arange(T) + half, 0, T - 1)
-    rate = (unwrapped[hi] - unwrapped[lo]) / np.maximum(hi - lo, 1)  # rad / frame
-    with np.errstate(divide="ignore"):
-        period = np.where(rate > 0, 2 * np.pi / np.maximum(rate, 1e-9) / fps, np.inf)
-    valid = (amplitude > 0.2) & (period >= MIN_PERIOD_S) & (period <= MAX_PERIOD_S)
-    fallback = float(np.median(period[valid])) if valid.any() else DEFAULT_PERIOD_S
-    period = np.where(valid, period, fallback)
-    return phase.astype(np.float32), period.astype(np.float32)
+    strikes = foot_strikes(contacts)
+    phase = np.zeros(T)
+    period = np.full(T, DEFAULT_PERIOD_S * fps)  # frames, converted at the end
+    k, last, prev, p_frames = 0, None, None, DEFAULT_PERIOD_S * fps
+    for t in range(T):
+        while k < len(strikes) and strikes[k][0] <= t:
+            prev, last = last, strikes[k]
+            k += 1
+            if prev is not None:
+                cycle = (last[0] - prev[0]) * (2.0 if last[1] != prev[1] else 1.0)
+                if MIN_PERIOD_S * fps <= cycle <= MAX_PERIOD_S * fps:
+                    p_frames = cycle
+        if last is not None and t - last[0] > MAX_PERIOD_S * fps:
+            last = None  # the feet stopped alternating
+        period[t] = p_frames
+        start_phase, start_t = (0.0, 0.0) if last is None else (np.pi * last[1], last[0])
+        phase[t] = start_phase + 2 * np.pi * (t - start_t) / p_frames
+    phase = (phase + np.pi) % (2 * np.pi) - np.pi
+    return phase.astype(np.float32), (period / fps).astype(np.float32)

@@ -3,7 +3,18 @@
 Teacher mode predicts every frame from its ground-truth previous frame (a
 one-frame rollout from every frame). Free-run mode rolls out
 ``eval_freerun_horizon`` frames from ground-truth starts spaced one horizon
-apart and averages the error over every rolled-out frame.
+apart and averages the error over every rolled-out frame. Starts begin at a
+clip's second frame, and a step counts only when its control window lies
+wholly inside the clip (see ``device_data``), so the model is never scored on a
+step whose input or control holds the target.
+
+Two baselines are scored on exactly the same steps:
+
+- ``copy-last-frame`` (the zero-velocity baseline of Martinez et al., CVPR 2017):
+  the start pose held still, its root velocity and yaw rate kept.
+- ``copy-last-pose+control``: the start pose held still, the root following
+  the control signal the model is given. What the control alone predicts: a
+  model's root metrics must beat this one to say more than its input.
 
 Metrics (teacher name; free run adds the ``FreeRun/`` prefix):
 
@@ -44,18 +55,22 @@ class Prediction:
 
 
 def teacher_starts(split: Split) -> torch.Tensor:
-    """Every frame that has a next frame in its clip."""
+    """Every frame after its clip's first that has a next frame and a whole control window."""
     idx = torch.arange(split.n_frames, device=split.clip_end.device)
-    return idx[idx + 1 < split.clip_end]
+    return idx[(idx > split.clip_begin) & (idx + 1 < split.clip_end) & split.ctrl_full]
 
 
 def freerun_starts(split: Split, horizon: int) -> torch.Tensor:
-    """Starts one horizon apart from each clip's first frame, each with a full window in its clip."""
+    """Starts one horizon apart from each clip's second frame, each with a full window and whole controls."""
     idx = torch.arange(split.n_frames, device=split.clip_end.device)
-    begin = torch.zeros_like(split.clip_end)
-    begin[1:] = torch.where(split.clip_end[1:] != split.clip_end[:-1], idx[1:], 0)
-    begin = torch.cummax(begin, dim=0).values
-    ok = ((idx - begin) % horizon == 0) & (idx + horizon < split.clip_end)
+    first = split.clip_begin + 1
+    last_step = torch.minimum(idx + horizon - 1, torch.tensor(split.n_frames - 1, device=idx.device))
+    ok = (
+        (idx >= first)
+        & ((idx - first) % horizon == 0)
+        & (idx + horizon < split.clip_end)
+        & split.ctrl_full[last_step]
+    )
     return idx[ok]
 
 
@@ -77,8 +92,12 @@ def model_prediction(model: MotionModel, rt: Runtime, split: Split, starts: torc
     return Prediction(*(torch.cat([getattr(p, f) for p in parts]) for f in Prediction.__dataclass_fields__))
 
 
-def copy_last_prediction(split: Split, starts: torch.Tensor, horizon: int) -> Prediction:
-    """The baseline: the start frame held still, its root velocity and yaw rate kept."""
+def copy_last_prediction(split: Split, starts: torch.Tensor, horizon: int, follow_control: bool = False) -> Prediction:
+    """The baseline: the start frame held still, its root velocity and yaw rate kept.
+
+    ``follow_control``: the root instead follows the control signal of each step
+    (``ctrl_raw[start + h]`` for the step to ``start + h + 1``), as the model's does.
+    """
     k = torch.arange(1, horizon + 1, device=starts.device)
     end = split.clip_end[starts][:, None]
     target = starts[:, None] + k
@@ -86,10 +105,14 @@ def copy_last_prediction(split: Split, starts: torch.Tensor, horizon: int) -> Pr
     target = torch.minimum(target, end - 1)
     shape = (starts.shape[0], horizon)
     eye = torch.eye(3, device=starts.device).expand(*shape, split.R.shape[1], 3, 3)
+    if follow_control:
+        traj = split.ctrl_raw[torch.minimum(starts[:, None] + k - 1, end - 1)]
+    else:
+        traj = split.traj_raw[starts][:, None].expand(*shape, 3)
     return Prediction(
         R=split.R[starts][:, None].expand(*shape, *split.R.shape[1:]),
         delta=eye,
-        traj=split.traj_raw[starts][:, None].expand(*shape, 3),
+        traj=traj,
         contacts=split.contacts[starts][:, None].expand(*shape, 2),
         target_idx=target,
         mask=mask,
@@ -140,10 +163,24 @@ def evaluate(model: MotionModel, rt: Runtime, kin: Kinematics, split: Split, hor
     return metrics
 
 
+BASELINES = {"copy-last-frame": False, "copy-last-pose+control": True}  # name -> follows the control
+
+
 @torch.no_grad()
-def baseline(split: Split, kin: Kinematics, horizon: int) -> dict[str, float]:
-    """The copy-last-frame baseline's metrics on ``split``."""
+def baseline(split: Split, kin: Kinematics, horizon: int, follow_control: bool = False) -> dict[str, float]:
+    """A baseline's metrics on ``split``: copy-last-frame, or with ``follow_control`` copy-last-pose+control."""
     t_starts, f_starts = teacher_starts(split), freerun_starts(split, horizon)
-    metrics = prediction_metrics(split, kin, t_starts, copy_last_prediction(split, t_starts, 1), "")
-    metrics.update(prediction_metrics(split, kin, f_starts, copy_last_prediction(split, f_starts, horizon), "FreeRun/"))
+    metrics = prediction_metrics(
+        split, kin, t_starts, copy_last_prediction(split, t_starts, 1, follow_control), ""
+    )
+    metrics.update(
+        prediction_metrics(
+            split, kin, f_starts, copy_last_prediction(split, f_starts, horizon, follow_control), "FreeRun/"
+        )
+    )
     return {k: v for k, v in metrics.items() if "AngVelCos" not in k}
+
+
+def baselines(split: Split, kin: Kinematics, horizon: int) -> dict[str, dict[str, float]]:
+    """Every baseline's metrics on ``split``, by name (see the module docstring)."""
+    return {name: baseline(split, kin, horizon, follow) for name, follow in BASELINES.items()}
