@@ -131,32 +131,66 @@ def find_feet(bones: list[str], parents: list[int]) -> dict[str, tuple[str, ...]
 def limb_groups(
     bones: list[str], parents: list[int], feet: dict[str, tuple[str, ...]], mean_height: np.ndarray
 ) -> dict[str, tuple[str, ...]]:
-    """Split joints into torso, arms and legs from the tree's shape.
+    """Split joints into torso, arms and legs, from the torso outwards.
 
-    A limb is the chain from a leaf up to (not including) the nearest joint with
-    several children. Chains holding a foot are legs, the chain whose leaf stands
-    highest (``mean_height``, posed) is the head and counts as torso, the rest are arms.
+    - legs: the branches of the hips (the root) that hold a foot, whole (a CMU
+      ``LHipJoint``, the toes);
+    - the spine: the path from the hips to the head, the shallowest joint named
+      ``head`` outside the legs, or without one the joint standing highest
+      (``mean_height`` ``(J,)``, posed, Y up);
+    - arms: the side branches of the chest, whole (shoulder to hand with the
+      fingers). The chest is the spine joint, below the head, whose side branches
+      hold the most joints: the one the shoulders hang from, where a face's or
+      the eyes' small branches off the head do not count;
+    - torso: the rest: hips, spine, neck, head and what hangs off them.
+
+    Chains that stop at the first joint with several children would end at a
+    hand holding fingers and a thumb (CMU's ``LeftHand``); branches do not.
     """
-    children: dict[int, list[int]] = {j: [] for j in range(len(bones))}
+    J = len(bones)
+    children: dict[int, list[int]] = {j: [] for j in range(J)}
     for j, p in enumerate(parents):
         if p >= 0:
             children[p].append(j)
-    leaves = [j for j in range(len(bones)) if not children[j]]
-    chains = []
-    for leaf in leaves:
-        chain, j = [], leaf
-        while j >= 0 and len(children[j]) <= 1 and parents[j] >= 0:
-            chain.append(j)
-            j = parents[j]
-        chains.append(sorted(chain))
+
+    def subtree(j: int) -> list[int]:
+        out, stack = [], [j]
+        while stack:
+            k = stack.pop()
+            out.append(k)
+            stack.extend(children[k])
+        return out
+
     foot_names = {n for names in feet.values() for n in names}
-    legs = [c for c in chains if any(bones[j] in foot_names for j in c)]
-    rest = [c for c in chains if c not in legs]
-    head = max(rest, key=lambda c: mean_height[c[-1]]) if rest else []
-    arms = [c for c in rest if c is not head]
-    in_limbs = {j for c in legs + arms for j in c}
+    legs: set[int] = set()
+    for c in children[0] if J else []:
+        branch = subtree(c)
+        if any(bones[k] in foot_names for k in branch):
+            legs.update(branch)
+    rest = [j for j in range(1, J) if j not in legs]
+    named = [j for j in rest if re.search("head", bones[j], re.IGNORECASE)]
+    depth = [0] * J
+    for j in range(1, J):
+        depth[j] = depth[parents[j]] + 1
+    if named:
+        head = min(named, key=lambda j: (depth[j], j))
+    elif rest:
+        head = max(rest, key=lambda j: (float(mean_height[j]), -j))
+    else:
+        head = 0
+    spine = [head]
+    while parents[spine[-1]] >= 0:
+        spine.append(parents[spine[-1]])
+    spine = spine[::-1]  # hips ... head
+    on_spine = set(spine)
+    arms: set[int] = set()
+    best = 0
+    for j in spine[1:-1]:
+        side = [k for c in children[j] if c not in on_spine for k in subtree(c)]
+        if len(side) > best:
+            best, arms = len(side), set(side)
     return {
-        "torso": tuple(bones[j] for j in range(len(bones)) if j not in in_limbs),
-        "arms": tuple(bones[j] for c in arms for j in c),
-        "legs": tuple(bones[j] for c in legs for j in c),
+        "torso": tuple(bones[j] for j in range(J) if j not in legs and j not in arms),
+        "arms": tuple(bones[j] for j in range(J) if j in arms),
+        "legs": tuple(bones[j] for j in range(J) if j in legs),
     }
