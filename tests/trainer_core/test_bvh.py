@@ -125,3 +125,52 @@ def test_the_bundled_dataset_is_what_the_importer_makes_of_the_clips(bundled):
             assert np.allclose(getattr(clip, key), getattr(ref, key), atol=1e-5), (path.name, key)
         # Takes differ by under half a millimetre; the dataset keeps its first clip's offsets.
         assert sk.bones == bundled.skeleton.bones and np.allclose(sk.offsets, bundled.skeleton.offsets, atol=1e-3)
+
+
+# --- causality: a feature at frame t is computed from frames 0..t only -------------------
+
+
+def _first_frames(src, dst, n: int):
+    head, motion = src.read_text().split("MOTION")
+    lines = motion.strip().splitlines()
+    dst.write_text(head + "MOTION\n" + f"Frames: {n}\n" + lines[1] + "\n" + "\n".join(lines[2 : 2 + n]) + "\n")
+    return dst
+
+
+@pytest.mark.parametrize("t", [1, 2, 14, 60])
+def test_features_at_frame_t_are_the_same_when_the_clip_ends_at_t(tmp_path, t):
+    """Real mocap cut after frame t: rotations, angular velocity, heading and root velocity up to t agree."""
+    src = MOCAP_DIR / "dataset-1_walk-left_normal_001.bvh"
+    full, _ = import_bvh(src)
+    cut, _ = import_bvh(_first_frames(src, tmp_path / "cut.bvh", t + 1))
+    assert cut.n_frames == t + 1
+    for key in ("rot6d", "angvel", "root_yaw", "root_vel"):
+        np.testing.assert_allclose(getattr(cut, key), getattr(full, key)[: t + 1], atol=1e-6, err_msg=key)
+
+
+def test_no_feature_at_frame_t_sees_a_change_after_t(tmp_path):
+    """The figure swerves after frame t: every feature up to t, soft contacts included, is unchanged.
+
+    The swerve turns the whole figure about the vertical through the hips, so no
+    joint's height changes and each foot's planted level (a per-clip calibration
+    of the floor, see ``bvh``) stays the same; only what happens after t differs.
+    """
+    from tests.trainer_core.synth_bvh import Walk, write_bvh
+
+    t0, fps = 40, 30.0
+
+    def swerve(pos: np.ndarray, R: np.ndarray) -> None:
+        extra = np.deg2rad(60.0) * np.clip(np.arange(len(pos)) - t0, 0, None) / fps  # 60 deg/s after t0
+        Ry = Rotation.from_rotvec(extra[:, None] * np.array([0.0, 1.0, 0.0])).as_matrix()
+        pivot = pos[t0] * np.array([1.0, 0.0, 1.0])
+        R[:, 0] = Ry @ R[:, 0]
+        pos[:] = pivot + (Ry @ (pos - pivot)[..., None])[..., 0]
+
+    walk = Walk(seconds=3.0)
+    base, _ = import_bvh(write_bvh(tmp_path / "base.bvh", "mixamo", walk, fps=fps, unit_m=0.01))
+    swerved, _ = import_bvh(write_bvh(tmp_path / "swerve.bvh", "mixamo", walk, fps=fps, unit_m=0.01, edit=swerve))
+    for key in ("rot6d", "angvel", "root_yaw", "root_vel", "soft_contacts"):
+        a, b = getattr(base, key), getattr(swerved, key)
+        np.testing.assert_allclose(b[: t0 + 1], a[: t0 + 1], atol=1e-6, err_msg=key)
+    # The change after t0 is there to be seen: the heading turns away.
+    assert abs(np.unwrap(swerved.root_yaw)[-1] - np.unwrap(base.root_yaw)[-1]) > np.deg2rad(60)

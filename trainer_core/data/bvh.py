@@ -1,20 +1,42 @@
-"""BVH motion capture -> training clips, for any skeleton.
+"""BVH motion capture -> training clips, for the skeletons people have.
 
-What the importer computes from a BVH file:
+What the importer computes from a BVH file (shapes as in ``clip.py``):
 
 - the skeleton below the hips (the first joint with several children, or
   ``root_joint``); joints above it are folded into it;
+- units and axes (``body.py``): the length unit from the legs' length against a
+  human's (metres, centimetres, millimetres, inches, feet, CMU units, or the
+  ratio itself), the up axis (+Y or +Z) from where the hips stand over the feet;
+  ``scale`` and ``up`` override them. Output is metres, +Y up;
+- ``fps``: the file's rate, or ``ImportOptions.fps`` by resampling the local
+  transforms (``resample.py``: rotations along SO(3) geodesics, translations
+  linearly) before anything else is computed;
 - ``rot6d``: local rotations, the hips relative to the heading frame;
-- ``root_yaw``: the heading, from the hips' facing (the line between the two
-  hip joints, i.e. the first joints of the legs);
+- ``root_yaw``: the heading, from the hips' facing: the line between the two
+  legs' first joints standing apart from the hips (``LeftUpLeg``, not CMU's
+  zero-offset ``LHipJoint``), crossed with up, averaged over a trailing window
+  of ``facing_smooth_s``;
 - ``root_vel``: the hips' ground velocity in the heading frame, m/s;
 - ``soft_contacts``: from each foot's height and speed (see ``gait.soft_contact``);
-  feet are found by name (``Foot_L``, ``LeftFoot``, ``l_ankle`` ...) or given;
+  feet are found by name (``Foot_L``, ``LeftFoot``, ``mixamorig:LeftFoot``,
+  ``foot_l``, ``l_ankle`` ...) or given;
 - ``angvel``: backward differences of the local rotations.
 
+Causality: every per-frame value at frame t is computed from frames 0..t only
+(backward differences, a trailing smoothing window), so a clip cut after frame
+t gives the same values up to t. Two things are per clip, not per frame, and
+use the whole clip: the units and up axis (a property of the file; snapped to a
+common unit, so they do not move with the frames), and each foot joint's
+planted height for the soft contacts (the ``floor_percentile`` of its height
+over the clip: a calibration of where the floor is, which the foot reaches many
+times in any walk, accepted as a per-clip constant rather than a future frame).
+Frame 0 has no earlier frame: its root velocity, angular velocity and foot
+speed repeat frame 1's (training never uses frame 0 as an input).
+
 Euler channels compose in the order listed (``Zrotation Xrotation Yrotation``
-means ``Rz @ Rx @ Ry``), in degrees, acting on column vectors. Position channels
-replace the joint's offset. Units are converted to metres (``scale``).
+means ``Rz @ Rx @ Ry``), in degrees, acting on column vectors; channel names are
+read in any case (``Xrotation``, ``XRotation``), any other name is an error.
+Position channels replace the joint's offset.
 """
 
 from __future__ import annotations
@@ -26,13 +48,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from trainer_core.data import body
+from trainer_core.data.body import Units
 from trainer_core.data.clip import Clip, angular_velocity
-from trainer_core.errors import DataError
 from trainer_core.data.gait import ContactParams, soft_contact
-from trainer_core.model.geometry import forward_kinematics, matrix_to_rot6d, yaw_matrix
+from trainer_core.data.resample import resample_local
 from trainer_core.data.skeleton import Skeleton, find_feet, limb_groups
+from trainer_core.errors import DataError
+from trainer_core.model.geometry import forward_kinematics, matrix_to_rot6d, yaw_matrix
 
 _AXES = {"X": 0, "Y": 1, "Z": 2}
+_CHANNELS = {f"{a}{kind}" for a in "xyz" for kind in ("rotation", "position")}
 
 
 @dataclass
@@ -47,14 +73,28 @@ class BvhData:
 
 @dataclass(frozen=True)
 class ImportOptions:
-    """How to read a BVH file; the defaults fit Y-up files in centimetres or metres."""
+    """How to read a BVH file; the defaults read units, axes and joints off the body."""
 
-    scale: float | None = None  # file units -> metres; None: centimetres if the hips stand above 10 units
-    up: str = "y"  # the file's up axis: "y" or "z"
+    scale: float | None = None  # metres per file unit; None: from the legs' length (see body.py)
+    up: str = "auto"  # the file's up axis: "y", "z", or "auto" (from the pose)
     root_joint: str | None = None  # the hips; None: first joint with several children
     feet: dict[str, tuple[str, ...]] | None = None  # {"L": (ankle, toe), "R": (...)}; None: by name
-    facing_smooth_s: float = 0.1  # moving-average window of the facing direction, seconds
+    fps: float | None = None  # resample to this rate; None: keep the file's
+    facing_smooth_s: float = 0.1  # trailing moving-average window of the facing direction, seconds
     contact: ContactParams = field(default_factory=ContactParams)
+
+    def __post_init__(self) -> None:
+        problems = []
+        for key in ("scale", "fps"):
+            v = getattr(self, key)
+            if v is not None and not (math.isfinite(v) and v > 0):
+                problems.append(f"`{key}` is {v}, but must be > 0")
+        if self.up not in ("auto", "y", "z"):
+            problems.append(f"`up` is {self.up!r}, but must be auto, y or z")
+        if not self.facing_smooth_s >= 0:
+            problems.append(f"`facing_smooth_s` is {self.facing_smooth_s}, but must be >= 0")
+        if problems:
+            raise DataError("import options: " + "; ".join(problems))
 
 
 def _rot_axis(axis: int, deg: np.ndarray) -> np.ndarray:
@@ -137,6 +177,13 @@ def parse_bvh(path: Path) -> BvhData:
         raise DataError(f"{path}: malformed HIERARCHY near token {i} ({e})") from None
     if not names:
         raise DataError(f"{path}: HIERARCHY declares no joints")
+    for name, chans in zip(names, channels):
+        for c in chans:
+            if c.lower() not in _CHANNELS:
+                raise DataError(
+                    f"{path}: joint `{name}` has channel `{c}`; BVH channels are Xposition, Yposition, "
+                    "Zposition, Xrotation, Yrotation, Zrotation (in any case)"
+                )
     lines = [ln for ln in motion_text.strip().splitlines() if ln.strip()]
     try:
         n_frames = int(lines[0].split(":")[1])
@@ -162,19 +209,20 @@ def parse_bvh(path: Path) -> BvhData:
 
 
 def _local_transforms(bvh: BvhData) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-frame local rotations ``(F, J, 3, 3)`` and translations ``(F, J, 3)``, float64."""
+    """Per-frame local rotations ``(F, J, 3, 3)`` and translations ``(F, J, 3)``, float64, file units."""
     F, J = bvh.motion.shape[0], len(bvh.names)
     R = np.broadcast_to(np.eye(3), (F, J, 3, 3)).copy()
     t = np.broadcast_to(bvh.offsets, (F, J, 3)).copy()
     col = 0
     for j, chans in enumerate(bvh.channels):
         rot_cols, rot_order, pos = [], "", {}
-        for c in chans:
-            if c.endswith("rotation"):
+        for c in chans:  # names checked by parse_bvh
+            axis, kind = c[0].upper(), c[1:].lower()
+            if kind == "rotation":
                 rot_cols.append(col)
-                rot_order += c[0].upper()
-            elif c.endswith("position"):
-                pos[_AXES[c[0].upper()]] = col
+                rot_order += axis
+            else:
+                pos[_AXES[axis]] = col
             col += 1
         if rot_cols:
             R[:, j] = euler_to_matrix(bvh.motion[:, rot_cols], rot_order)
@@ -194,34 +242,46 @@ def _choose_root(bvh: BvhData, name: str | None, where: str) -> int:
     raise DataError(f"{where}: no joint has several children, so the hips cannot be found; pass the root joint")
 
 
-def import_bvh(path: Path, options: ImportOptions | None = None) -> tuple[Clip, Skeleton]:
-    """Read one BVH file into a clip and its skeleton."""
-    options = options or ImportOptions()
+@dataclass
+class _Posed:
+    """A BVH file posed by forward kinematics in its own units and axes, its hips, feet and legs found."""
+
+    names: list[str]
+    parents: list[int]
+    offsets: np.ndarray  # (J, 3) file units
+    fps: float
+    source_fps: float
+    local_R: torch.Tensor  # (F, J, 3, 3)
+    glob_R: torch.Tensor  # (F, J, 3, 3)
+    glob_p: torch.Tensor  # (F, J, 3) file units and axes
+    hips: int
+    keep: list[int]  # the hips and the joints below them, file order
+    feet: dict[str, tuple[str, ...]]  # side -> joint names
+    ankles: dict[str, int]  # side -> joint index
+    apart: dict[str, int]  # side -> the leg's first joint standing off the hips
+    leg_units: float  # thigh plus shin, file units, mean of both legs
+
+
+def _pose(path: Path, options: ImportOptions) -> _Posed:
     where = str(path)
     bvh = parse_bvh(path)
-    fps = 1.0 / bvh.frame_time
     if bvh.motion.shape[0] < 2:
         raise DataError(f"{where}: holds {bvh.motion.shape[0]} frame(s), but at least 2 are needed")
+    source_fps = 1.0 / bvh.frame_time
     local_R, local_t = _local_transforms(bvh)
+    fps = source_fps
+    if options.fps is not None and abs(options.fps - source_fps) > 1e-6 * source_fps:
+        local_R, local_t = resample_local(local_R, local_t, source_fps, options.fps)
+        fps = float(options.fps)
+        if local_R.shape[0] < 2:
+            raise DataError(f"{where}: at {fps:g} fps the clip holds {local_R.shape[0]} frame(s), but 2 are needed")
     glob_R, glob_p = forward_kinematics(local_R, local_t, bvh.parents)
 
     h = _choose_root(bvh, options.root_joint, where)
-    scale = options.scale
-    if scale is None:
-        scale = 0.01 if float(np.median(glob_p[:, h, 1 if options.up == "y" else 2])) > 10 else 1.0
-    glob_p = glob_p * scale
-    if options.up == "z":  # Z-up -> Y-up: (x, y, z) -> (x, z, -y)
-        C = torch.tensor([[1.0, 0, 0], [0, 0, 1.0], [0, -1.0, 0]], dtype=torch.float64)
-        glob_R, glob_p = C @ glob_R, glob_p @ C.T
-    elif options.up != "y":
-        raise DataError(f"{where}: up axis `{options.up}` is not supported; use y or z")
-
-    # The skeleton below (and including) the hips, in file order.
     keep = [j for j in range(len(bvh.names)) if j == h or _is_below(bvh.parents, j, h)]
     remap = {j: k for k, j in enumerate(keep)}
     bones = [bvh.names[j] for j in keep]
-    parents = [-1 if j == h else remap[bvh.parents[j]] for j in keep]
-    feet = options.feet or find_feet(bones, parents)
+    feet = options.feet or find_feet(bones, [-1 if j == h else remap[bvh.parents[j]] for j in keep])
     for side in ("L", "R"):
         if side not in feet or not feet[side]:
             raise DataError(
@@ -229,32 +289,74 @@ def import_bvh(path: Path, options: ImportOptions | None = None) -> tuple[Clip, 
                 "pass the feet explicitly (--feet LEFT_ANKLE,RIGHT_ANKLE)"
             )
         for n in feet[side]:
-            if n not in bones:
+            if n not in bones or n == bones[0]:
                 raise DataError(f"{where}: foot joint `{n}` is not below the hips `{bvh.names[h]}`")
-    k_feet = {s: [keep[bones.index(n)] for n in feet[s]] for s in ("L", "R")}
+    ankles = {s: keep[bones.index(feet[s][0])] for s in ("L", "R")}
+    gp = glob_p.numpy()
+    lengths = body.bone_lengths(local_t.numpy())
+    apart, legs = {}, []
+    for s in ("L", "R"):
+        path_s = body.leg_path(bvh.parents, h, ankles[s])
+        apart[s] = body.first_apart(path_s, gp, h, lengths)
+        legs.append(body.leg_length(path_s, apart[s], lengths))
+    if apart["L"] == apart["R"]:
+        raise DataError(f"{where}: both feet hang from joint `{bvh.names[apart['L']]}`; pass the feet explicitly")
+    return _Posed(
+        bvh.names, bvh.parents, bvh.offsets, fps, source_fps, local_R, glob_R, glob_p,
+        h, keep, feet, ankles, apart, float(np.mean(legs)),
+    )  # fmt: skip
 
-    # Heading from the hips' facing: across = left hip - right hip, forward = across x up.
-    hip_l = keep[_child_towards(parents, remap[k_feet["L"][0]])]
-    hip_r = keep[_child_towards(parents, remap[k_feet["R"][0]])]
-    across = glob_p[:, hip_l] - glob_p[:, hip_r]
+
+def _units(posed: _Posed, options: ImportOptions, where: str) -> Units:
+    if options.up == "auto":
+        up = body.detect_up(posed.glob_p.numpy(), posed.hips, [posed.ankles["L"], posed.ankles["R"]], where)
+        up_from = "from the pose"
+    else:
+        up, up_from = options.up, "given"
+    if options.scale is not None:
+        return Units(float(options.scale), up, "given", up_from, posed.source_fps)
+    scale, reason = body.choose_scale(posed.leg_units, where)
+    return Units(scale, up, reason, up_from, posed.source_fps)
+
+
+def read_units(path: Path, options: ImportOptions | None = None) -> Units:
+    """The scale and up axis ``import_bvh`` uses for ``path`` (``options.scale``/``up`` win over the body's)."""
+    options = options or ImportOptions()
+    return _units(_pose(Path(path), options), options, str(path))
+
+
+def import_bvh(path: Path, options: ImportOptions | None = None) -> tuple[Clip, Skeleton]:
+    """Read one BVH file into a clip (metres, +Y up, ``options.fps`` or the file's rate) and its skeleton."""
+    options = options or ImportOptions()
+    where = str(path)
+    posed = _pose(Path(path), options)
+    units = _units(posed, options, where)
+    fps, h, keep = posed.fps, posed.hips, posed.keep
+    glob_R, glob_p = posed.glob_R, posed.glob_p * units.scale
+    if units.up == "z":  # Z-up -> Y-up: (x, y, z) -> (x, z, -y)
+        C = torch.tensor([[1.0, 0, 0], [0, 0, 1.0], [0, -1.0, 0]], dtype=torch.float64)
+        glob_R, glob_p = C @ glob_R, glob_p @ C.T
+
+    # Heading from the hips' facing: across = left leg - right leg, forward = across x up.
+    across = glob_p[:, posed.apart["L"]] - glob_p[:, posed.apart["R"]]
     up = torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64)
     forward = torch.linalg.cross(across, up.expand_as(across), dim=-1)
     forward[:, 1] = 0.0
-    width = max(1, int(round(options.facing_smooth_s * fps)))
-    forward = _smooth(forward, width)
+    forward = _trailing_mean(forward, max(1, int(round(options.facing_smooth_s * fps))))
     forward = forward / forward.norm(dim=-1, keepdim=True).clamp_min(1e-9)
     yaw = torch.atan2(forward[:, 0], forward[:, 2])
     R_yaw = yaw_matrix(yaw)
 
-    new_local = local_R[:, keep].clone()
+    new_local = posed.local_R[:, keep].clone()
     new_local[:, 0] = R_yaw.transpose(-1, -2) @ glob_R[:, h]
-    root_p = glob_p[:, h]
-    vel = torch.diff(root_p, dim=0) * fps
-    vel = torch.cat((vel[:1], vel), dim=0)
+    vel = torch.diff(glob_p[:, h], dim=0) * fps
+    vel = torch.cat((vel[:1], vel), dim=0)  # frame 0 has no earlier frame: it repeats frame 1
     vel_local = (R_yaw.transpose(-1, -2) @ vel[..., None]).squeeze(-1)
     root_vel = torch.stack((vel_local[:, 0], vel_local[:, 2]), dim=-1)
 
     gp = glob_p.numpy()
+    names = posed.names
+    k_feet = {s: [names.index(n) for n in posed.feet[s]] for s in ("L", "R")}
     contacts = np.stack([soft_contact(gp[:, k_feet[s]], fps, options.contact) for s in ("L", "R")], axis=1)
 
     rot6d = matrix_to_rot6d(new_local).numpy().astype(np.float32)
@@ -268,15 +370,18 @@ def import_bvh(path: Path, options: ImportOptions | None = None) -> tuple[Clip, 
         name=Path(path).stem,
     )
     clip.validate(where)
-    offsets = bvh.offsets[keep] * scale
+    remap = {j: k for k, j in enumerate(keep)}
+    bones = [names[j] for j in keep]
+    parents = [-1 if j == h else remap[posed.parents[j]] for j in keep]
+    offsets = posed.offsets[keep] * units.scale
     offsets[0] = 0.0
     heights = (gp[:, keep, 1] - gp[:, [h], 1]).mean(axis=0)
     skeleton = Skeleton(
         bones=tuple(bones),
         parents=tuple(parents),
         offsets=offsets.astype(np.float32),
-        feet={s: tuple(feet[s]) for s in ("L", "R")},
-        groups=limb_groups(bones, parents, feet, heights),
+        feet={s: tuple(posed.feet[s]) for s in ("L", "R")},
+        groups=limb_groups(bones, parents, posed.feet, heights),
     )
     return clip, skeleton
 
@@ -290,17 +395,11 @@ def _is_below(parents: list[int], j: int, ancestor: int) -> bool:
     return False
 
 
-def _child_towards(parents: list[int], j: int) -> int:
-    """The root's child on the path from the root down to ``j``."""
-    while parents[j] > 0:
-        j = parents[j]
-    return j
-
-
-def _smooth(x: torch.Tensor, width: int) -> torch.Tensor:
-    """Centred moving average along dim 0 with edge padding."""
+def _trailing_mean(x: torch.Tensor, width: int) -> torch.Tensor:
+    """Mean along dim 0 over the last ``width`` frames up to and including each frame (fewer at the start)."""
     if width <= 1 or x.shape[0] < 2:
         return x
-    pad = width // 2
-    xp = torch.cat((x[:1].expand(pad, *x.shape[1:]), x, x[-1:].expand(width - 1 - pad, *x.shape[1:])))
-    return xp.unfold(0, width, 1).mean(-1)
+    c = torch.cumsum(x, dim=0)
+    n = torch.arange(1, x.shape[0] + 1, dtype=x.dtype).clamp(max=width).reshape(-1, *([1] * (x.dim() - 1)))
+    lagged = torch.cat((torch.zeros_like(c[:width]), c[:-width]))[: x.shape[0]]
+    return (c - lagged) / n
