@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 from pathlib import Path
 from typing import Any
 
 from trainer_core.train import checkpoint as ckpt
-from trainer_core.data.bvh import ImportOptions
+from trainer_core.data.bvh import ImportOptions, read_units
 from trainer_core.data.clip import load_clip, save_clip
 from trainer_core.config import TrainConfig
 from trainer_core.config_load import config_from_dict, load_config, parse_set_option, smoke_config
@@ -104,24 +105,44 @@ def import_bvh(
     files: list[str],
     out: str,
     scale: float | None = None,
-    up: str = "y",
+    up: str = "auto",
     root_joint: str | None = None,
     feet: str | None = None,
+    fps: float | None = None,
 ) -> dict[str, Any]:
-    """``motiontune data import-bvh``: BVH files -> a dataset folder. Returns its profile."""
+    """``motiontune data import-bvh``: BVH files -> a dataset folder. Returns its profile and the units used.
+
+    The first file's units and up axis (read off its body unless given) apply to
+    every file, so one set gets one scale. ``import`` in the result says which.
+    """
     feet_map = None
     if feet is not None:
         parts = [p.strip() for p in feet.split(",")]
         if len(parts) != 2 or not all(parts):
             raise DataError(f"--feet {feet!r}: must be LEFT,RIGHT joint names, e.g. --feet LeftFoot,RightFoot")
         feet_map = {"L": (parts[0],), "R": (parts[1],)}
-    if up not in ("y", "z"):
-        raise DataError(f"--up {up!r}: must be y or z")
+    if up not in ("auto", "y", "z"):
+        raise DataError(f"--up {up!r}: must be auto, y or z")
     if scale is not None and not scale > 0:
         raise DataError(f"--scale is {scale}, but must be > 0")
-    opts = ImportOptions(scale=scale, up=up, root_joint=root_joint, feet=feet_map)
+    if fps is not None and not (fps > 0 and fps < float("inf")):
+        raise DataError(f"--fps is {fps}, but must be > 0 (frames per second to resample to)")
+    if not files:
+        raise DataError("import-bvh: no BVH files given")
+    opts = ImportOptions(scale=scale, up=up, root_joint=root_joint, feet=feet_map, fps=fps)
+    units = read_units(Path(files[0]), opts)
+    opts = dataclasses.replace(opts, scale=units.scale, up=units.up)
     ds = import_bvh_files([Path(f) for f in files], Path(out), opts)
-    return dataset_profile(ds.clips)
+    return {
+        **dataset_profile(ds.clips),
+        "import": {
+            "scale": units.scale,
+            "reason": units.reason,
+            "up": units.up,
+            "up_from": units.up_from,
+            "source_fps": round(units.source_fps, 3),
+        },
+    }
 
 
 def convert(src: str, out: str) -> dict[str, Any]:

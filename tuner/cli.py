@@ -108,11 +108,26 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     imp = dsub.add_parser("import-bvh", help="BVH files -> a dataset folder (clips .npz + skeleton)")
     imp.add_argument("files", nargs="+", metavar="FILE")
     imp.add_argument("--out", required=True, help="dataset folder to write")
-    imp.add_argument("--scale", type=float, help="file units -> metres (default: auto, centimetres or metres)")
-    imp.add_argument("--up", default="y", help="the files' up axis: y (default) or z")
+    imp.add_argument(
+        "--scale", type=float, help="metres per file unit (default: from the legs' length: m, cm, mm, inches, CMU...)"
+    )
+    imp.add_argument("--up", default="auto", help="the files' up axis: y, z or auto (default: from the pose)")
     imp.add_argument("--root-joint", help="the hips joint (default: the first joint with several children)")
     imp.add_argument("--feet", metavar="LEFT,RIGHT", help="foot joint names (default: found by name)")
-    imp.set_defaults(func=lambda a: _print_json(_api().import_bvh(a.files, a.out, a.scale, a.up, a.root_joint, a.feet)))
+    imp.add_argument("--fps", type=float, help="resample to this frame rate (default: the files' own)")
+
+    def _import_bvh(a: argparse.Namespace) -> None:
+        report = _api().import_bvh(a.files, a.out, a.scale, a.up, a.root_joint, a.feet, a.fps)
+        u = report["import"]
+        rate = f"{u['source_fps']:g} fps" + (f" resampled to {report['fps']:g}" if a.fps is not None else "")
+        print(
+            f"motiontune: import-bvh: scale {u['scale']:g} m per unit ({u['reason']}); "
+            f"up {u['up']} ({u['up_from']}); {rate}",
+            file=sys.stderr,
+        )
+        _print_json(report)
+
+    imp.set_defaults(func=_import_bvh)
 
     conv = dsub.add_parser("convert", help="seed JSON clip <-> training NPZ")
     conv.add_argument("src", metavar="CLIP")
