@@ -123,9 +123,9 @@ def import_bvh(
         feet_map = {"L": (parts[0],), "R": (parts[1],)}
     if up not in ("auto", "y", "z"):
         raise DataError(f"--up {up!r}: must be auto, y or z")
-    if scale is not None and not scale > 0:
-        raise DataError(f"--scale is {scale}, but must be > 0")
-    if fps is not None and not (fps > 0 and fps < float("inf")):
+    if scale is not None and not 0 < scale < float("inf"):
+        raise DataError(f"--scale is {scale}, but must be > 0 (metres per file unit)")
+    if fps is not None and not 0 < fps < float("inf"):
         raise DataError(f"--fps is {fps}, but must be > 0 (frames per second to resample to)")
     if not files:
         raise DataError("import-bvh: no BVH files given")
