@@ -109,6 +109,7 @@ def import_bvh(
     root_joint: str | None = None,
     feet: str | None = None,
     fps: float | None = None,
+    compact: bool = False,
 ) -> dict[str, Any]:
     """``motiontune data import-bvh``: BVH files -> a dataset folder. Returns its profile and the units used.
 
@@ -132,7 +133,7 @@ def import_bvh(
     opts = ImportOptions(scale=scale, up=up, root_joint=root_joint, feet=feet_map, fps=fps)
     units = read_units(Path(files[0]), opts)
     opts = dataclasses.replace(opts, scale=units.scale, up=units.up)
-    ds = import_bvh_files([Path(f) for f in files], Path(out), opts)
+    ds = import_bvh_files([Path(f) for f in files], Path(out), opts, compact=compact)
     return {
         **dataset_profile(ds.clips),
         "import": {

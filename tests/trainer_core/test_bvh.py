@@ -116,13 +116,18 @@ def test_missing_bvh_file(tmp_path):
 
 
 def test_the_bundled_dataset_is_what_the_importer_makes_of_the_clips(bundled):
-    """The shipped NPZ files are reproducible from the raw BVH with today's importer."""
+    """The shipped NPZ files are reproducible from the raw BVH with today's importer.
+
+    They are stored compact (int16 rotations, float16 contacts, angular velocity
+    recomputed on load): within the quantization, they are the importer's output.
+    """
     shipped = {c.name: c for c in bundled.clips}
-    for path in sorted(MOCAP_DIR.glob("*.bvh")):
+    tolerance = {"rot6d": 1e-4, "angvel": 5e-3, "root_yaw": 1e-6, "root_vel": 1e-6, "soft_contacts": 1e-3}
+    for path in bvh_files():
         clip, sk = import_bvh(path)
         ref = shipped[path.stem]
-        for key in ("rot6d", "angvel", "root_yaw", "root_vel", "soft_contacts"):
-            assert np.allclose(getattr(clip, key), getattr(ref, key), atol=1e-5), (path.name, key)
+        for key, atol in tolerance.items():
+            assert np.allclose(getattr(clip, key), getattr(ref, key), atol=atol), (path.name, key)
         # Takes differ by under half a millimetre; the dataset keeps its first clip's offsets.
         assert sk.bones == bundled.skeleton.bones and np.allclose(sk.offsets, bundled.skeleton.offsets, atol=1e-3)
 

@@ -7,7 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from trainer_core.data.clip import Clip, load_clip, save_clip
+import torch
+
+from trainer_core.data.clip import Clip, angular_velocity, load_clip, load_npz, save_clip, save_npz
+from trainer_core.model.geometry import geodesic_angle, rot6d_to_matrix
 from trainer_core.data.datasets import dataset_profile, load_dataset, split_clips
 from trainer_core.errors import DataError
 
@@ -73,7 +76,7 @@ def test_missing_dataset_folder_and_empty_folder(tmp_path):
 
 def test_profile_of_the_bundled_data_is_sane(bundled):
     prof = dataset_profile(bundled.clips)
-    assert prof["n_clips"] == 24 and prof["total_frames"] == 3178 and prof["fps"] == 30.0
+    assert prof["n_clips"] == 105 and prof["total_frames"] == 18184 and prof["fps"] == 30.0
     assert 1.0 < prof["speed_mean"] < 2.0  # locomotion, m/s
     assert 0 < prof["yaw_mean_deg"] < 45 and prof["complexity"] > 0
 
@@ -82,5 +85,20 @@ def test_split_is_stable_and_holds_out_whole_long_clips(bundled):
     train, val = split_clips(bundled.clips, 0.2, 19)
     train2, val2 = split_clips(list(reversed(bundled.clips)), 0.2, 19)
     assert {c.name for c in val} == {c.name for c in val2}
-    assert len(val) == 5 and len(train) == 19 and all(c.n_frames >= 19 for c in val)
+    assert len(val) == 21 and len(train) == 84 and all(c.n_frames >= 19 for c in val)
     assert not {c.name for c in val} & {c.name for c in train}
+
+
+def test_compact_npz_keeps_rotations_within_a_hundredth_of_a_degree(tmp_path, bundled):
+    clip = max(bundled.clips, key=lambda c: c.n_frames)
+    save_npz(clip, tmp_path / "full.npz")
+    save_npz(clip, tmp_path / "small.npz", compact=True)
+    back = load_npz(tmp_path / "small.npz")
+    err = geodesic_angle(
+        rot6d_to_matrix(torch.from_numpy(back.rot6d).double()), rot6d_to_matrix(torch.from_numpy(clip.rot6d).double())
+    )
+    assert np.rad2deg(float(err.max())) < 0.01
+    assert np.allclose(back.angvel, angular_velocity(back.rot6d, clip.fps)) and back.angvel.shape == clip.angvel.shape
+    assert np.abs(back.soft_contacts - clip.soft_contacts).max() < 1e-3
+    assert np.array_equal(back.root_vel, clip.root_vel) and np.array_equal(back.root_yaw, clip.root_yaw)
+    assert (tmp_path / "small.npz").stat().st_size < 0.5 * (tmp_path / "full.npz").stat().st_size

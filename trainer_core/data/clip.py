@@ -13,6 +13,11 @@ soft_contacts  (T, 2)      soft foot contact in [0, 1]: [L, R]
 fps            ()          frames per second
 ============== =========== =================================================
 
+A *compact* NPZ (``save_npz(..., compact=True)``; the bundled dataset uses it)
+stores ``rot6d`` as int16 (``rot6d_q``, value x 32767: under 0.002 degrees of
+error), ``soft_contacts`` as float16, and no ``angvel``, which is recomputed
+from the rotations on load. ``load_npz`` reads both forms.
+
 The seed JSON clip stores per frame ``RootYaw`` (radians), ``RootVelocityXY``
 (= ``root_vel``), ``BoneRotations`` (6D per bone) and ``FootEvidence``;
 ``angvel`` is recomputed from the rotations on conversion.
@@ -33,6 +38,7 @@ from trainer_core.model.geometry import matrix_to_rot6d, rot6d_to_matrix, so3_lo
 from trainer_core.io_utils import atomic_write, atomic_write_json, read_json
 
 ARRAY_KEYS = ("rot6d", "angvel", "root_yaw", "root_vel", "soft_contacts")
+ROT6D_Q_SCALE = 32767.0  # rot6d entries lie in [-1, 1]
 
 
 @dataclass
@@ -95,11 +101,25 @@ def angular_velocity(rot6d: np.ndarray, fps: float) -> np.ndarray:
     return w.numpy().astype(np.float32)
 
 
-def save_npz(clip: Clip, path: Path) -> None:
+def save_npz(clip: Clip, path: Path, compact: bool = False) -> None:
     clip.validate(str(path))
-    arrays = {k: np.asarray(getattr(clip, k), dtype=np.float32) for k in ARRAY_KEYS}
+    if compact:
+        arrays = {
+            "rot6d_q": np.round(np.clip(clip.rot6d, -1.0, 1.0) * ROT6D_Q_SCALE).astype(np.int16),
+            "root_yaw": np.asarray(clip.root_yaw, dtype=np.float32),
+            "root_vel": np.asarray(clip.root_vel, dtype=np.float32),
+            "soft_contacts": np.asarray(clip.soft_contacts, dtype=np.float16),
+        }
+    else:
+        arrays = {k: np.asarray(getattr(clip, k), dtype=np.float32) for k in ARRAY_KEYS}
     arrays["fps"] = np.asarray(clip.fps, dtype=np.float32)
     atomic_write(Path(path), lambda f: np.savez_compressed(f, **arrays))
+
+
+def _dequantize(rot6d_q: np.ndarray) -> np.ndarray:
+    """int16 6D rotations -> float32 6D of exact rotations (re-orthonormalised)."""
+    raw = torch.from_numpy(rot6d_q.astype(np.float64) / ROT6D_Q_SCALE)
+    return matrix_to_rot6d(rot6d_to_matrix(raw)).float().numpy()
 
 
 def load_npz(path: Path) -> Clip:
@@ -108,13 +128,20 @@ def load_npz(path: Path) -> Clip:
         raise DataError(f"{path}: file not found; check the path")
     try:
         with np.load(path, allow_pickle=False) as z:
-            missing = [k for k in (*ARRAY_KEYS, "fps") if k not in z.files]
+            compact = "rot6d_q" in z.files
+            need = ("rot6d_q", "root_yaw", "root_vel", "soft_contacts") if compact else ARRAY_KEYS
+            missing = [k for k in (*need, "fps") if k not in z.files]
             if missing:
                 raise DataError(
                     f"{path}: missing array(s) {', '.join(missing)}; convert the clip with `motiontune data convert`"
                 )
-            arrays = {k: np.asarray(z[k], dtype=np.float32) for k in ARRAY_KEYS}
+            arrays = {k: np.asarray(z[k], dtype=np.float32) for k in need if k != "rot6d_q"}
             fps = float(z["fps"])
+            if compact:
+                if z["rot6d_q"].ndim != 3 or z["rot6d_q"].shape[-1] != 6:
+                    raise DataError(f"{path}: `rot6d_q` has shape {z['rot6d_q'].shape}, but must be (T, J, 6)")
+                arrays["rot6d"] = _dequantize(np.asarray(z["rot6d_q"]))
+                arrays["angvel"] = angular_velocity(arrays["rot6d"], fps) if fps > 0 else arrays["rot6d"][..., :3]
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
         raise DataError(f"{path}: not a readable NPZ file ({e})") from None
     clip = Clip(**arrays, fps=fps, name=path.stem)

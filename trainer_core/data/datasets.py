@@ -69,8 +69,13 @@ def load_dataset(folder: str | Path | None) -> Dataset:
     return Dataset(folder, skeleton, clips, digest.hexdigest())
 
 
-def import_bvh_files(paths: list[Path], out: Path, options: ImportOptions | None = None) -> Dataset:
-    """Import BVH files into a dataset folder. Everything is read and checked before anything is written."""
+def import_bvh_files(
+    paths: list[Path], out: Path, options: ImportOptions | None = None, compact: bool = False
+) -> Dataset:
+    """Import BVH files into a dataset folder. Everything is read and checked before anything is written.
+
+    ``compact`` writes int16 rotations and no angular velocity (see ``clip.save_npz``).
+    """
     if not paths:
         raise DataError("import-bvh: no BVH files given")
     results = [import_bvh(Path(p), options or ImportOptions()) for p in paths]
@@ -91,7 +96,7 @@ def import_bvh_files(paths: list[Path], out: Path, options: ImportOptions | None
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     for (clip, _), name in zip(results, names):
-        save_npz(clip, out / f"{name}.npz")
+        save_npz(clip, out / f"{name}.npz", compact=compact)
     skeleton.to_files(out)
     clips = [c for c, _ in results]
     atomic_write_json(out / PROFILE_FILE, dataset_profile(clips))
