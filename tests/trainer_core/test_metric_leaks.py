@@ -33,6 +33,7 @@ WINDOW_S = 0.5
 
 def _future_scrambled(clip, t: int):
     """``clip`` with every frame after ``t`` replaced by the later frames in reverse order."""
+
     def scramble(a):
         a = a.copy()
         a[t + 1 :] = a[t + 1 :][::-1]

@@ -34,8 +34,8 @@ import numpy as np
 import torch
 
 from trainer_core.errors import DataError
-from trainer_core.model.geometry import matrix_to_rot6d, rot6d_to_matrix, so3_log
 from trainer_core.io_utils import atomic_write, atomic_write_json, read_json
+from trainer_core.model.geometry import matrix_to_rot6d, rot6d_to_matrix, so3_log
 
 ARRAY_KEYS = ("rot6d", "angvel", "root_yaw", "root_vel", "soft_contacts")
 ROT6D_Q_SCALE = 32767.0  # rot6d entries lie in [-1, 1]

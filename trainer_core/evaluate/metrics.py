@@ -35,9 +35,9 @@ import torch
 
 from trainer_core.data.device_data import Split
 from trainer_core.model.geometry import geodesic_angle, so3_log
-from trainer_core.train.losses import Kinematics, masked_mean
 from trainer_core.model.model import MotionModel
 from trainer_core.model.rollout import Runtime, free_run
+from trainer_core.train.losses import Kinematics, masked_mean
 
 EVAL_CHUNK = 8192  # rollouts per forward pass in evaluation
 
@@ -65,12 +65,7 @@ def freerun_starts(split: Split, horizon: int) -> torch.Tensor:
     idx = torch.arange(split.n_frames, device=split.clip_end.device)
     first = split.clip_begin + 1
     last_step = torch.minimum(idx + horizon - 1, torch.tensor(split.n_frames - 1, device=idx.device))
-    ok = (
-        (idx >= first)
-        & ((idx - first) % horizon == 0)
-        & (idx + horizon < split.clip_end)
-        & split.ctrl_full[last_step]
-    )
+    ok = (idx >= first) & ((idx - first) % horizon == 0) & (idx + horizon < split.clip_end) & split.ctrl_full[last_step]
     return idx[ok]
 
 
@@ -170,9 +165,7 @@ BASELINES = {"copy-last-frame": False, "copy-last-pose+control": True}  # name -
 def baseline(split: Split, kin: Kinematics, horizon: int, follow_control: bool = False) -> dict[str, float]:
     """A baseline's metrics on ``split``: copy-last-frame, or with ``follow_control`` copy-last-pose+control."""
     t_starts, f_starts = teacher_starts(split), freerun_starts(split, horizon)
-    metrics = prediction_metrics(
-        split, kin, t_starts, copy_last_prediction(split, t_starts, 1, follow_control), ""
-    )
+    metrics = prediction_metrics(split, kin, t_starts, copy_last_prediction(split, t_starts, 1, follow_control), "")
     metrics.update(
         prediction_metrics(
             split, kin, f_starts, copy_last_prediction(split, f_starts, horizon, follow_control), "FreeRun/"
