@@ -187,7 +187,6 @@ def _add_space(sub: argparse._SubParsersAction) -> None:
 
 def _print_sweep_summary(summary: dict[str, Any]) -> None:
     from tuner.results import finished_trials
-    from tuner.usage import storage_line
 
     trials = summary["trials"]
     metric, mode = summary["metric"], summary["mode"]
@@ -195,7 +194,6 @@ def _print_sweep_summary(summary: dict[str, Any]) -> None:
     parts = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
     print(f"experiment: {summary['experiment']}")
     print(f"trials: {len(trials)} ({parts})")
-    print(storage_line(summary["experiment"]))
     col = f"best/{metric}"
     ok = finished_trials(trials, metric) if len(trials) else trials
     if len(ok):
@@ -203,9 +201,30 @@ def _print_sweep_summary(summary: dict[str, Any]) -> None:
         print(
             f"best: trial {best['trial_id']} {metric} {best[col]:.4f} (epoch {best['best_epoch']} of {best['epochs']})"
         )
-        print(f"export it: motiontune export {summary['experiment']} --out best.json")
     else:
         print("best: none (no trial finished)")
+    if summary.get("verification") is not None:
+        _print_verification(summary["verification"], summary["experiment"])
+    elif len(ok):
+        print("unverified: the best above is one seed's value; `motiontune verify` re-trains the finalists")
+        print(f"export it: motiontune export {summary['experiment']} --out best.json")
+
+
+def _print_verification(table: Any, experiment: str) -> None:
+    """The verified ranking: mean ± sd over the fresh seeds, the search-time value, the paired gain over the base."""
+    seeds = len(table["seeds"].iloc[0]) if len(table) else 0
+    print(f"verified on {seeds} fresh seeds (best epoch of each run; improvement = paired gain over the base, "
+          "95% t interval):")  # fmt: skip
+    for _, r in table.iterrows():
+        name = "base config" if r["is_base"] else f"trial {r['label']}"
+        search = f"search {r['search_value']:.4f}" if r["search_value"] == r["search_value"] else "search -"
+        gain = "" if r["is_base"] else (
+            f"  improvement {r['best_improvement_mean']:+.4f} [{r['best_improvement_lo']:+.4f}, "
+            f"{r['best_improvement_hi']:+.4f}]" + (" excludes 0" if r["best_excludes_zero"] else "")
+        )  # fmt: skip
+        short = f"  ({r['n_ok']}/{seeds} seeds finished)" if r["n_ok"] < seeds else ""
+        print(f"  {r['rank']}. {name:<18} {r['best_mean']:.4f} ± {r['best_sd']:.4f}  ({search}){gain}{short}")
+    print(f"export the verified winner: motiontune export {experiment} --out best.json")
 
 
 def _parse_resources(items: list[str] | None) -> dict[str, float]:
@@ -232,7 +251,8 @@ def _sweep(a: argparse.Namespace) -> int:
         searcher=a.searcher, metric=a.metric, mode=a.mode, seed=a.seed, storage=a.storage, name=a.name,
         address=a.address, smoke_test=a.smoke_test, optuna_storage=a.optuna_storage,
         shared_storage=a.shared_storage, resources=_parse_resources(a.resource), budget=a.budget,
-        warm_start=not a.no_warm_start, grace_period=a.grace_period,
+        warm_start=not a.no_warm_start, grace_period=a.grace_period, verify=not a.no_verify,
+        verify_top=a.verify_top, verify_seeds=a.verify_seeds, verify_data=a.verify_data,
     )  # fmt: skip
     _print_sweep_summary(launch(opts))
     return 0
@@ -272,6 +292,14 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--budget", type=int, metavar="TRIAL_EPOCHS", help="end the sweep after this many epochs in all")
     p.add_argument("--no-warm-start", action="store_true", help="do not run the base config as the first trial")
     p.add_argument("--smoke-test", action="store_true", help="tiny trials (seconds each) on the small space")
+    p.add_argument("--verify-top", type=int, metavar="K",
+                   help="after the search, re-train the K best configs and the base config (default 3; 2 with "
+                        "--smoke-test)")  # fmt: skip
+    p.add_argument("--verify-seeds", type=int, metavar="S",
+                   help="fresh seeds per re-trained config, the same for all (default 3; 2 with --smoke-test)")
+    p.add_argument("--verify-data", metavar="DIR",
+                   help="also evaluate each re-trained model on this dataset folder (clips no trial trained on)")
+    p.add_argument("--no-verify", action="store_true", help="skip the verification: export's pick stays unverified")
     p.set_defaults(func=_sweep)
 
 
@@ -282,11 +310,40 @@ def _resume(a: argparse.Namespace) -> int:
     return 0
 
 
+def _verify(a: argparse.Namespace) -> int:
+    from tuner.sweep import verify_experiment
+
+    summary = verify_experiment(a.experiment, a.top, a.seeds, a.verify_data, a.address, a.shared_storage)
+    _print_verification(summary["verification"], summary["experiment"])
+    return 0
+
+
+def _export_line(rec: dict[str, Any]) -> str:
+    if not rec["verified"]:
+        return f"rank {rec['rank']}: trial {rec['trial_id']} {rec['metric']} {rec['value']:.4f} -> {rec['config']}"
+    v = rec["verification"]
+    seeds = len(v["seeds"])
+    stat = f"{rec['metric']} {v['mean']:.4f} ± {v['sd']:.4f} over {seeds} fresh seeds"
+    if rec["rank"] == 1 and rec["is_base"]:
+        return (f"no finalist beats the base config on {seeds} fresh seeds: exported the best, the base config "
+                f"itself ({stat}) -> {rec['config']}")  # fmt: skip
+    name = "base config" if rec["is_base"] else f"trial {rec['trial_id']}"
+    gain = v["improvement"]
+    lo, hi = gain["ci95"]
+    verdict = "excludes 0" if gain["excludes_zero"] else "includes 0: could be seed luck"
+    return (f"verified rank {rec['rank']}: {name} {stat} (search {rec['search_value']:.4f}); base "
+            f"{v['base']['mean']:.4f} ± {v['base']['sd']:.4f}; improvement {gain['mean']:+.4f} [{lo:+.4f}, {hi:+.4f}] "
+            f"(95% t, {verdict}) -> {rec['config']}")  # fmt: skip
+
+
 def _export(a: argparse.Namespace) -> int:
     from tuner.export import export
 
-    for rec in export(a.experiment, a.out, a.top, a.metric, a.mode):
-        print(f"rank {rec['rank']}: trial {rec['trial_id']} {rec['metric']} {rec['value']:.4f} -> {rec['config']}")
+    records = export(a.experiment, a.out, a.top, a.metric, a.mode)
+    for rec in records:
+        print(_export_line(rec))
+    if not records[0]["verified"]:
+        print(f"unverified: {records[0]['unverified']}")
     return 0
 
 
@@ -313,6 +370,17 @@ def _add_resume_export(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--metric", help="rank by this metric (default: the sweep's)")
     e.add_argument("--mode", choices=["min", "max"])
     e.set_defaults(func=_export)
+    v = sub.add_parser("verify", help="re-train a sweep's finalists and its base config on fresh seeds",
+                       description="Verify a finished sweep: re-train its K best configs and the base config on S "
+                                   "fresh seeds (the same for all), as Ray Tune trials; writes verification.parquet "
+                                   "and export then writes the verified winner.")  # fmt: skip
+    v.add_argument("experiment", metavar="EXPERIMENT_DIR")
+    v.add_argument("--top", type=int, metavar="K", help="finalists besides the base config (default 3)")
+    v.add_argument("--seeds", type=int, metavar="S", help="fresh seeds per config (default 3)")
+    v.add_argument("--verify-data", metavar="DIR", help="also evaluate each re-trained model on this dataset folder")
+    v.add_argument("--address", help="Ray cluster to join")
+    v.add_argument("--shared-storage", action="store_true", help="vouch that the experiment's path is on every node")
+    v.set_defaults(func=_verify)
     rp = sub.add_parser("report", help="plots, index.html and a summary of a sweep",
                         description="Report on a sweep: PNG plots, an index.html and a terminal summary.")  # fmt: skip
     rp.add_argument("experiment", metavar="EXPERIMENT_DIR")

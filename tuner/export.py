@@ -9,6 +9,7 @@ package version, and the trial's best checkpoint.
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -19,40 +20,16 @@ import pyarrow.fs as pafs
 from search_spaces.mapping import params_to_config
 from search_spaces.spec import space_from_dict
 from trainer_core import __version__
-from trainer_core.errors import ConfigError, did_you_mean
+from trainer_core.errors import ConfigError
 from trainer_core.io_utils import atomic_write_json
 from tuner.experiment import ExperimentError, ExperimentMeta, filesystem, join
-from tuner.results import PARAM_PREFIX, collect_results
+from tuner.results import collect_results, rank_trials, trial_params
+from tuner.verify import RESULT_FILE, VerifyPlan, load_verification
 
 
 def provenance_path(config_path: Path) -> Path:
     """``best.json`` -> ``best.provenance.json``."""
     return config_path.with_name(f"{config_path.stem}.provenance.json")
-
-
-def rank_trials(trials: pd.DataFrame, history: pd.DataFrame, metric: str, mode: str) -> pd.DataFrame:
-    """Trials that finished (completed or stopped early) with their best ``metric``, best first."""
-    if metric not in history.columns:
-        known = [c for c in history.columns if "/" in c or c[:1].isupper()]
-        raise ConfigError(f"--metric {metric!r}: not in this experiment's results{did_you_mean(metric, known)}")
-    ok = trials[trials["status"].isin(["COMPLETED", "STOPPED"])]
-    h = history[history["trial_id"].isin(ok["trial_id"]) & history[metric].notna()]
-    if "diverged" in h:
-        h = h[h["diverged"] != 1]
-    if h.empty:
-        raise ExperimentError("no finished trial to export: every trial is still running, diverged or failed")
-    pick = h.groupby("trial_id")[metric].idxmin() if mode == "min" else h.groupby("trial_id")[metric].idxmax()
-    best = h.loc[pick.values, ["trial_id", metric, "epoch"]].rename(columns={metric: "value", "epoch": "best_epoch_m"})
-    ranked = ok.merge(best, on="trial_id").sort_values("value", ascending=(mode == "min"), kind="stable")
-    return ranked.reset_index(drop=True)
-
-
-def _params(row: pd.Series) -> dict[str, Any]:
-    out = {}
-    for col, v in row.items():
-        if str(col).startswith(PARAM_PREFIX) and not (isinstance(v, float) and math.isnan(v)):
-            out[str(col)[len(PARAM_PREFIX) :]] = v.item() if hasattr(v, "item") else v
-    return out
 
 
 def _best_checkpoint(trial_path: str, epoch: int) -> str | None:
@@ -73,7 +50,11 @@ def _out_paths(out: Path, top: int) -> list[Path]:
 
 def export(experiment_dir: str, out: str | None = None, top: int = 1, metric: str | None = None,
            mode: str | None = None) -> list[dict[str, Any]]:  # fmt: skip
-    """Write the ``top`` best configs; returns their provenance records."""
+    """Write the ``top`` best configs; returns their provenance records.
+
+    With a verification (``verification.parquet``) the configs are the verified ranking's, best mean over
+    the fresh seeds first; without one, the search's single-seed ranking, and each record says it is unverified.
+    """
     if top < 1:
         raise ConfigError(f"--top is {top}, but must be >= 1")
     if mode is not None and mode not in ("min", "max"):
@@ -83,15 +64,18 @@ def export(experiment_dir: str, out: str | None = None, top: int = 1, metric: st
     mode = mode or (meta.mode if metric == meta.metric else "min")
     trials, history = collect_results(meta)
     ranked = rank_trials(trials, history, metric, mode)
+    out_path = Path(out) if out else Path(join(meta.path, "best_config.json"))
+    table = load_verification(meta)
+    if table is not None and (metric, mode) == (meta.metric, meta.mode):
+        return _export_verified(meta, table, trials, out_path, top)
+    unverified = _unverified_reason(meta, table is not None, metric)
     space = space_from_dict(meta.space, f"{meta.path}: space")
     base = meta.base()
-    out_path = Path(out) if out else Path(join(meta.path, "best_config.json"))
     records = []
     for rank, (path, (_, row)) in enumerate(zip(_out_paths(out_path, top), ranked.head(top).iterrows()), start=1):
-        params = _params(row)
-        cfg = params_to_config(space, params, base)
+        params = trial_params(row)
         record = {
-            "experiment": meta.path,
+            **_common(meta, path, params),
             "trial_id": row["trial_id"],
             "rank": rank,
             "metric": metric,
@@ -101,17 +85,110 @@ def export(experiment_dir: str, out: str | None = None, top: int = 1, metric: st
             "epochs_run": int(row["epochs"]),
             "status": row["status"],
             "node": row.get("node", ""),
-            "data_fingerprint": meta.data_fingerprint,
-            "space": meta.space_name,
-            "package_version": __version__,
             "best_checkpoint": _best_checkpoint(str(row["path"]), int(row["best_epoch_m"])),
-            "params": params,
-            "exported_at": _dt.datetime.now().isoformat(timespec="seconds"),
-            "config": str(path),
+            "verified": False,
+            "unverified": unverified,
         }
-        atomic_write_json(path, cfg.to_dict())
-        atomic_write_json(provenance_path(path), record)
+        _write(path, params_to_config(space, params, base).to_dict(), record)
         records.append(record)
     if len(records) < top:
         records[-1]["note"] = f"only {len(records)} finished trial(s) to export"
+    return records
+
+
+def _unverified_reason(meta: ExperimentMeta, has_verification: bool, metric: str) -> str:
+    if has_verification:
+        return f"ranked by {metric}, which the verification did not rank by (it ranked {meta.metric})"
+    if VerifyPlan.load(meta) is not None:
+        return f"the verification is unfinished; `motiontune resume {meta.path}` finishes it"
+    return (f"the pick is the best single-seed search value, not re-trained on fresh seeds; "
+            f"`motiontune verify {meta.path}` checks it")  # fmt: skip
+
+
+def _common(meta: ExperimentMeta, path: Path, params: dict[str, Any] | None) -> dict[str, Any]:
+    return {
+        "experiment": meta.path,
+        "data_fingerprint": meta.data_fingerprint,
+        "space": meta.space_name,
+        "package_version": __version__,
+        "params": params,
+        "exported_at": _dt.datetime.now().isoformat(timespec="seconds"),
+        "config": str(path),
+    }
+
+
+def _write(path: Path, config: dict[str, Any], record: dict[str, Any]) -> None:
+    atomic_write_json(path, config)
+    atomic_write_json(provenance_path(path), record)
+
+
+def _floats(v: Any) -> list[float]:
+    return [float(x) for x in v]
+
+
+def verification_record(row: pd.Series, base: pd.Series, meta: ExperimentMeta) -> dict[str, Any]:
+    """The provenance of a verified config: per-seed values, mean ± sd, and the paired improvement over the base."""
+    values = _floats(row["best_values"])
+    finite = [(v, c) for v, c in zip(values, row["checkpoints"]) if math.isfinite(v)]
+    best_ckpt = (min(finite) if row["mode"] == "min" else max(finite))[1] if finite else None
+    lo, hi = float(row["best_improvement_lo"]), float(row["best_improvement_hi"])
+    extras = {c[: -len("/mean")]: float(row[c]) for c in row.index if str(c).endswith("/mean")}
+    return {
+        "seeds": [int(s) for s in row["seeds"]],
+        "values": values,
+        "mean": float(row["best_mean"]),
+        "sd": float(row["best_sd"]),
+        "final_values": _floats(row["final_values"]),
+        "final_mean": float(row["final_mean"]),
+        "final_sd": float(row["final_sd"]),
+        "base": {"values": _floats(base["best_values"]), "mean": float(base["best_mean"]),
+                 "sd": float(base["best_sd"])},  # fmt: skip
+        "improvement": {
+            "direction": "base - config (lower is better)" if row["mode"] == "min" else "config - base",
+            "per_seed": _floats(row["best_improvement"]),
+            "mean": float(row["best_improvement_mean"]),
+            "ci95": [lo, hi],
+            "interval": "95% Student t over the paired seeds",
+            "excludes_zero": bool(row["best_excludes_zero"]),
+        },
+        "beats_base": bool(not row["is_base"] and row["best_improvement_mean"] > 0),
+        "winner_is_base": bool(row["is_base"]) if int(row["rank"]) == 1 else None,
+        "checkpoints": [str(c) for c in row["checkpoints"]],
+        "best_checkpoint": best_ckpt,
+        "other_metrics": extras,
+        "file": join(meta.path, RESULT_FILE),
+    }
+
+
+def _export_verified(meta: ExperimentMeta, table: pd.DataFrame, trials: pd.DataFrame, out_path: Path,
+                     top: int) -> list[dict[str, Any]]:  # fmt: skip
+    space = space_from_dict(meta.space, f"{meta.path}: space")
+    base_cfg = meta.base()
+    base_row = table[table["is_base"]].iloc[0]
+    records = []
+    by_trial = trials.set_index("trial_id") if len(trials) else trials
+    for path, (_, row) in zip(_out_paths(out_path, top), table.head(top).iterrows()):
+        params = json.loads(row["params"]) if row["params"] else None
+        cfg = base_cfg if params is None else params_to_config(space, params, base_cfg)
+        ver = verification_record(row, base_row, meta)
+        record = {
+            **_common(meta, path, params),
+            "trial_id": row["trial_id"],
+            "label": row["label"],
+            "is_base": bool(row["is_base"]),
+            "rank": int(row["rank"]),
+            "metric": meta.metric,
+            "mode": meta.mode,
+            "value": ver["mean"],
+            "search_value": float(row["search_value"]),
+            "search_rank": int(row["search_rank"]) if int(row["search_rank"]) > 0 else None,
+            "node": str(by_trial.loc[row["trial_id"], "node"]) if row["trial_id"] in by_trial.index else "",
+            "best_checkpoint": ver["best_checkpoint"],
+            "verified": True,
+            "verification": ver,
+        }
+        _write(path, cfg.to_dict(), record)
+        records.append(record)
+    if len(records) < top:
+        records[-1]["note"] = f"only {len(records)} verified config(s) to export"
     return records

@@ -5,14 +5,20 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ray import tune
 
 
 class TrialLines(tune.Callback):
-    def __init__(self, metric: str, mode: str, samples: int):
+    """``[  12.3s] trial   3/16 <label> done  epochs 30  FreeRun/GeoDeg 6.9  best so far 6.5``, per finished trial."""
+
+    def __init__(self, metric: str, mode: str, samples: int, label: Callable[[Any], str] | None = None,
+                 word: str = "trial"):  # fmt: skip
         self.metric, self.mode, self.samples = metric, mode, samples
+        self.label = label or (lambda trial: trial.trial_id)
+        self.word = word
         self.done = 0
         self.best: float | None = None
         self.t0 = time.time()
@@ -27,7 +33,8 @@ class TrialLines(tune.Callback):
         epochs = last.get("epoch", 0)
         best = f"{self.best:.4f}" if self.best is not None else "-"
         print(
-            f"[{time.time() - self.t0:7.1f}s] trial {self.done:>3}/{self.samples} {trial.trial_id} {status:<9} "
+            f"[{time.time() - self.t0:7.1f}s] {self.word} {self.done:>3}/{self.samples} {self.label(trial)} "
+            f"{status:<9} "
             f"epochs {epochs:>3}  {self.metric} {value:.4f}  best so far {best}{note}",
             file=sys.stdout,
             flush=True,

@@ -4,7 +4,8 @@ Plots: the objective of every trial over time with the best-so-far line;
 teacher vs free-run ``GeoDeg`` learning curves of the top trials (the guide's
 diagnostic: a free-run/teacher gap over 2x is flagged); the epochs each trial
 ran against ASHA's rungs; parameter importance (Optuna's evaluator on a study
-rebuilt from the results); parallel coordinates of the top trials.
+rebuilt from the results); parallel coordinates of the top trials; with a
+verification, the re-trained finalists on their fresh seeds (``tuner.verify_plot``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from search_spaces.spec import SearchSpace, space_from_dict  # noqa: E402
 from trainer_core.io_utils import atomic_write, atomic_write_text  # noqa: E402
 from tuner.experiment import ExperimentError, ExperimentMeta  # noqa: E402
 from tuner.results import PARAM_PREFIX, collect_results, finished_trials  # noqa: E402
-from tuner.usage import storage_line  # noqa: E402
+from tuner.verify import load_verification  # noqa: E402
+from tuner.verify_plot import plot_verification  # noqa: E402
 
 TOP = 5
 GAP_LIMIT = 2.0  # the guide: free-run error more than twice the teacher's is a warning sign
@@ -221,7 +223,6 @@ def _summary(meta: ExperimentMeta, trials: pd.DataFrame, ranked: pd.DataFrame, i
         f"experiment {meta.path}",
         f"space `{meta.space_name}`, {meta.searcher} + {meta.scheduler}, objective {metric} ({meta.mode})",
         f"trials: {len(trials)} ({counts}); {int(trials['epochs'].sum())} trial-epochs",
-        storage_line(meta.path),
         f"best: trial {best['trial_id']} {metric} {best[col]:.4f} at epoch {best['best_epoch']} of {best['epochs']}",
         "",
         f"top {min(TOP, len(ranked))}:  trial     {metric:>16}  epochs  status",
@@ -240,6 +241,18 @@ def _summary(meta: ExperimentMeta, trials: pd.DataFrame, ranked: pd.DataFrame, i
     diverged = trials[trials["status"] == "DIVERGED"]
     if len(diverged):
         lines += ["", f"diverged: {', '.join(diverged['trial_id'])}"]
+    return "\n".join(lines)
+
+
+def _verification_summary(table: pd.DataFrame) -> str:
+    seeds = len(table["seeds"].iloc[0])
+    lines = [f"verified on {seeds} fresh seeds: config        mean ± sd         search  improvement [95% t]"]
+    for _, r in table.iterrows():
+        name = "base" if r["is_base"] else str(r["label"])
+        gain = "" if r["is_base"] else (f"{r['best_improvement_mean']:+.4f} [{r['best_improvement_lo']:+.4f}, "
+                                        f"{r['best_improvement_hi']:+.4f}]")  # fmt: skip
+        lines.append(f"  {r['rank']}. {name:<24} {r['best_mean']:.4f} ± {r['best_sd']:.4f}  "
+                     f"{r['search_value']:>8.4f}  {gain}")  # fmt: skip
     return "\n".join(lines)
 
 
@@ -282,5 +295,15 @@ def report(experiment_dir: str, out: str | None = None) -> Report:
         "parallel.png": "Parallel coordinates of the top trials, coloured by their objective",
     }
     summary = _summary(meta, trials, ranked, importances, flagged)
+    table = load_verification(meta)
+    if table is not None:
+        plot_verification(table, out_dir / "verification.png")
+        images["verification.png"] = (
+            "Verification: per config, its fresh-seed values (dots), their mean and 95% t interval, the value the "
+            "search saw (red cross) and the base config's verified mean (dashed)"
+        )
+        summary += "\n\n" + _verification_summary(table)
+    else:
+        summary += "\n\nunverified: the best above is one seed's value (`motiontune verify` re-trains the finalists)"
     atomic_write_text(out_dir / "index.html", _html(meta, summary, images))
     return Report(out_dir, images, summary)

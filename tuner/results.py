@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from trainer_core.errors import ConfigError, did_you_mean
 from tuner.experiment import HISTORY_FILE, TRIALS_FILE, ExperimentError, ExperimentMeta, join, write_bytes
 
 HEADLINE = ("GeoDeg", "FreeRun/GeoDeg", "RootVelMAE", "FreeRun/RootVelMAE", "YawAbsDeg", "FreeRun/YawAbsDeg",
@@ -148,3 +149,29 @@ def finished_trials(trials: pd.DataFrame, metric: str) -> pd.DataFrame:
         return trials.iloc[0:0]
     ok = trials["status"].isin(["COMPLETED", "STOPPED"]) & trials[col].notna()
     return trials[ok]
+
+
+def rank_trials(trials: pd.DataFrame, history: pd.DataFrame, metric: str, mode: str) -> pd.DataFrame:
+    """Trials that finished (completed or stopped early) with their best ``metric``, best first."""
+    if metric not in history.columns:
+        known = [c for c in history.columns if "/" in c or c[:1].isupper()]
+        raise ConfigError(f"--metric {metric!r}: not in this experiment's results{did_you_mean(metric, known)}")
+    ok = trials[trials["status"].isin(["COMPLETED", "STOPPED"])]
+    h = history[history["trial_id"].isin(ok["trial_id"]) & history[metric].notna()]
+    if "diverged" in h:
+        h = h[h["diverged"] != 1]
+    if h.empty:
+        raise ExperimentError("no finished trial to export: every trial is still running, diverged or failed")
+    pick = h.groupby("trial_id")[metric].idxmin() if mode == "min" else h.groupby("trial_id")[metric].idxmax()
+    best = h.loc[pick.values, ["trial_id", metric, "epoch"]].rename(columns={metric: "value", "epoch": "best_epoch_m"})
+    ranked = ok.merge(best, on="trial_id").sort_values("value", ascending=(mode == "min"), kind="stable")
+    return ranked.reset_index(drop=True)
+
+
+def trial_params(row: pd.Series) -> dict[str, Any]:
+    """The sampled params of a ``trials.parquet`` row (its ``config/...`` columns that are set)."""
+    out = {}
+    for col, v in row.items():
+        if str(col).startswith(PARAM_PREFIX) and not (isinstance(v, float) and math.isnan(v)):
+            out[str(col)[len(PARAM_PREFIX) :]] = v.item() if hasattr(v, "item") else v
+    return out

@@ -5,6 +5,10 @@
 ``resume`` restores an interrupted experiment with ``Tuner.restore``: finished
 trials stay as they were, unfinished ones continue from their checkpoints,
 errored ones are retried, and the remaining samples are drawn.
+
+After the search, the verification (``tuner.verify``) re-trains the finalists
+and the base config on fresh seeds; ``resume`` continues it too, and
+``verify_experiment`` runs one on an experiment that has none.
 """
 
 from __future__ import annotations
@@ -27,6 +31,18 @@ from trainer_core.train.loop import metric_names
 from tuner.experiment import ExperimentError, ExperimentMeta, check_metric, resolve_storage
 from tuner.results import collect_results, quiet_missing_results, write_results
 from tuner.storage import check_storage
+from tuner.verify import (
+    DEFAULT_SEEDS,
+    DEFAULT_TOP,
+    SMOKE_SEEDS,
+    SMOKE_TOP,
+    VerifyPlan,
+    check_counts,
+    check_verify_data,
+    load_verification,
+    make_plan,
+    run_verification,
+)
 
 SCHEDULERS = ("asha", "fifo")
 SEARCHERS = ("optuna", "random")
@@ -60,6 +76,10 @@ class SweepOptions:
     budget: int | None = None  # stop the whole sweep after this many trial-epochs
     warm_start: bool = True  # the base config as the first trial
     resources: dict[str, float] | None = None  # custom resources each trial needs, e.g. {"gpu_like": 1}
+    verify: bool = True  # re-train the finalists and the base config on fresh seeds after the search
+    verify_top: int | None = None  # finalists besides the base (default 3; 2 with smoke_test)
+    verify_seeds: int | None = None  # fresh seeds per config (default 3; 2 with smoke_test)
+    verify_data: str | None = None  # a dataset folder every re-trained model is also evaluated on
 
 
 def smoke_base() -> dict[str, Any]:
@@ -96,6 +116,17 @@ def validate_options(o: SweepOptions) -> None:
         problems.append(f"--reduction-factor is {o.reduction_factor}, but must be >= 2")
     if problems:
         raise ConfigError("; ".join(problems))
+    check_counts(o.verify_top, o.verify_seeds, "--verify-top", "--verify-seeds")
+
+
+def verify_settings(o: SweepOptions, base: TrainConfig) -> dict[str, Any] | None:
+    """What the verification after the search will do, or None with ``--no-verify``."""
+    if not o.verify:
+        return None
+    top = o.verify_top if o.verify_top is not None else (SMOKE_TOP if o.smoke_test else DEFAULT_TOP)
+    seeds = o.verify_seeds if o.verify_seeds is not None else (SMOKE_SEEDS if o.smoke_test else DEFAULT_SEEDS)
+    data = check_verify_data(o.verify_data, base.data.data) if o.verify_data else None
+    return {"top": top, "seeds": seeds, "data": data}
 
 
 def prepare(o: SweepOptions) -> ExperimentMeta:
@@ -115,6 +146,7 @@ def prepare(o: SweepOptions) -> ExperimentMeta:
     mode = o.mode or (base.run.objective_mode if metric == base.run.objective else "min")
     check_metric(metric, metric_names())
     dataset = load_dataset(base.data.data)  # fails early on bad data, and fingerprints it
+    verify = verify_settings(o, base)
     warm = _warm_start(space, base) if o.warm_start else None
     return ExperimentMeta(
         name=o.name or f"sweep-{_dt.datetime.now():%Y%m%d-%H%M%S}",
@@ -139,6 +171,7 @@ def prepare(o: SweepOptions) -> ExperimentMeta:
             "reduction_factor": 2 if o.smoke_test else o.reduction_factor,
             "smoke_test": o.smoke_test,
             "budget": o.budget,
+            "verify": verify,
         },
     )
 
@@ -223,12 +256,13 @@ def _run_config(meta: ExperimentMeta):  # noqa: ANN202
     from ray import tune
 
     from tuner.progress import TrialEpochBudget, TrialLines
-    from tuner.trainable import checkpoint_config
 
     return tune.RunConfig(
         name=meta.name,
         storage_path=meta.storage,
-        checkpoint_config=checkpoint_config(),
+        checkpoint_config=tune.CheckpointConfig(
+            num_to_keep=2, checkpoint_score_attribute=meta.metric, checkpoint_score_order=meta.mode
+        ),
         failure_config=tune.FailureConfig(max_failures=2),
         sync_config=tune.SyncConfig(sync_artifacts=True),
         callbacks=[TrialLines(meta.metric, meta.mode, meta.samples)],
@@ -288,7 +322,7 @@ def launch(o: SweepOptions, meta: ExperimentMeta | None = None) -> dict[str, Any
         run_config=_run_config(meta),
     )
     tuner.fit()
-    return finish(meta)
+    return verify_after_search(meta, finish(meta))
 
 
 def resume(experiment_dir: str, address: str | None = None, shared_storage: bool = False) -> dict[str, Any]:
@@ -302,7 +336,55 @@ def resume(experiment_dir: str, address: str | None = None, shared_storage: bool
     check_storage(meta.storage, n_nodes, shared_storage)
     tuner = tune.Tuner.restore(meta.path, trainable=_trainable(meta), resume_unfinished=True, resume_errored=True)
     tuner.fit()
-    return finish(meta)
+    return verify_after_search(meta, finish(meta))
+
+
+def verify_after_search(meta: ExperimentMeta, summary: dict[str, Any]) -> dict[str, Any]:
+    """Run or continue the experiment's verification, if it asked for one; adds it to ``summary``."""
+    plan = VerifyPlan.load(meta)
+    settings = meta.extra.get("verify")
+    if plan is None and settings:
+        try:
+            plan = make_plan(meta, int(settings["top"]), int(settings["seeds"]), settings.get("data"))
+        except ExperimentError as e:  # the search found nothing to verify: say so, the sweep itself went fine
+            warnings.warn(f"no verification: {e}", stacklevel=2)
+    if plan is not None:
+        print(f"verifying: {len(plan.finalists) - 1} finalist(s) and the base config, {len(plan.seeds)} fresh "
+              f"seeds each ({plan.n_trials} trials of {plan.epochs} epochs)", flush=True)  # fmt: skip
+        summary["verification"] = run_verification(meta, plan)
+    return summary
+
+
+def verify_experiment(experiment_dir: str, top: int | None = None, seeds: int | None = None,
+                      data: str | None = None, address: str | None = None,
+                      shared_storage: bool = False) -> dict[str, Any]:  # fmt: skip
+    """``motiontune verify``: verify a finished sweep that has no verification (or finish its unfinished one)."""
+    check_counts(top, seeds, "--top", "--seeds")
+    meta = ExperimentMeta.load(experiment_dir)
+    plan = VerifyPlan.load(meta)
+    if plan is not None:
+        asked = {"--top": (top, plan.top), "--seeds": (seeds, len(plan.seeds))}
+        differ = [f"{flag} {want} (it has {have})" for flag, (want, have) in asked.items()
+                  if want is not None and want != have]  # fmt: skip
+        if differ or (data and data != plan.data):
+            raise ExperimentError(
+                f"{experiment_dir}: already has a verification (top {plan.top}, {len(plan.seeds)} seeds), not "
+                f"{', '.join(differ) or '--verify-data ' + str(data)}; delete its verification/, "
+                "verification_plan.json and verification.parquet to verify with other settings"
+            )
+    else:
+        smoke = bool(meta.extra.get("smoke_test"))
+        top = top if top is not None else (SMOKE_TOP if smoke else DEFAULT_TOP)
+        seeds = seeds if seeds is not None else (SMOKE_SEEDS if smoke else DEFAULT_SEEDS)
+        data = check_verify_data(data, meta.base().data.data) if data else None
+        plan = make_plan(meta, top, seeds, data)
+    check_storage(meta.storage, init_ray(address), shared_storage)
+    return {"experiment": meta.path, "metric": meta.metric, "mode": meta.mode,
+            "verification": run_verification(meta, plan)}  # fmt: skip
+
+
+def verified(meta: ExperimentMeta) -> bool:
+    return load_verification(meta) is not None
 
 
 def finish(meta: ExperimentMeta) -> dict[str, Any]:

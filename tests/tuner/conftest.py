@@ -10,10 +10,12 @@ from tests.conftest import run_cli
 
 @pytest.fixture(scope="session")
 def smoke_sweep(tmp_path_factory):
-    """`motiontune sweep --smoke-test --samples 8` as a user runs it; returns (experiment dir, trials, history)."""
+    """`motiontune sweep --smoke-test --samples 8 --no-verify`: the search alone (tests/tuner/test_verify.py has
+    the verification); returns (experiment dir, trials, history, stdout)."""
     root = tmp_path_factory.mktemp("sweeps")
     proc = run_cli("sweep", "--smoke-test", "--samples", "8", "--max-concurrent", "2", "--storage", str(root),
-                   "--name", "smoke", "--optuna-storage", f"sqlite:///{root}/study.db", cwd=root)  # fmt: skip
+                   "--name", "smoke", "--optuna-storage", f"sqlite:///{root}/study.db", "--no-verify",
+                   cwd=root)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:] + proc.stdout[-3000:]
     exp = root / "smoke"
     return exp, pd.read_parquet(exp / "trials.parquet"), pd.read_parquet(exp / "history.parquet"), proc.stdout
