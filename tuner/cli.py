@@ -187,6 +187,7 @@ def _add_space(sub: argparse._SubParsersAction) -> None:
 
 def _print_sweep_summary(summary: dict[str, Any]) -> None:
     from tuner.results import finished_trials
+    from tuner.usage import storage_line
 
     trials = summary["trials"]
     metric, mode = summary["metric"], summary["mode"]
@@ -194,6 +195,7 @@ def _print_sweep_summary(summary: dict[str, Any]) -> None:
     parts = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
     print(f"experiment: {summary['experiment']}")
     print(f"trials: {len(trials)} ({parts})")
+    print(storage_line(summary["experiment"]))
     col = f"best/{metric}"
     ok = finished_trials(trials, metric) if len(trials) else trials
     if len(ok):

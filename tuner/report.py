@@ -28,6 +28,7 @@ from search_spaces.spec import SearchSpace, space_from_dict  # noqa: E402
 from trainer_core.io_utils import atomic_write, atomic_write_text  # noqa: E402
 from tuner.experiment import ExperimentError, ExperimentMeta  # noqa: E402
 from tuner.results import PARAM_PREFIX, collect_results, finished_trials  # noqa: E402
+from tuner.usage import storage_line  # noqa: E402
 from tuner.verify import load_verification  # noqa: E402
 from tuner.verify_plot import plot_verification  # noqa: E402
 
@@ -223,6 +224,7 @@ def _summary(meta: ExperimentMeta, trials: pd.DataFrame, ranked: pd.DataFrame, i
         f"experiment {meta.path}",
         f"space `{meta.space_name}`, {meta.searcher} + {meta.scheduler}, objective {metric} ({meta.mode})",
         f"trials: {len(trials)} ({counts}); {int(trials['epochs'].sum())} trial-epochs",
+        storage_line(meta.path),
         f"best: trial {best['trial_id']} {metric} {best[col]:.4f} at epoch {best['best_epoch']} of {best['epochs']}",
         "",
         f"top {min(TOP, len(ranked))}:  trial     {metric:>16}  epochs  status",

@@ -256,13 +256,12 @@ def _run_config(meta: ExperimentMeta):  # noqa: ANN202
     from ray import tune
 
     from tuner.progress import TrialEpochBudget, TrialLines
+    from tuner.trainable import checkpoint_config
 
     return tune.RunConfig(
         name=meta.name,
         storage_path=meta.storage,
-        checkpoint_config=tune.CheckpointConfig(
-            num_to_keep=2, checkpoint_score_attribute=meta.metric, checkpoint_score_order=meta.mode
-        ),
+        checkpoint_config=checkpoint_config(),
         failure_config=tune.FailureConfig(max_failures=2),
         sync_config=tune.SyncConfig(sync_artifacts=True),
         callbacks=[TrialLines(meta.metric, meta.mode, meta.samples)],

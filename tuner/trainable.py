@@ -6,12 +6,25 @@ built once, here, and unknown params raise. Each epoch is reported with
 ``tune.report(metrics, checkpoint=...)``; a restored trial continues from
 ``tune.get_checkpoint()``. A trial whose loss turns NaN/inf stops itself and
 reports ``diverged=1`` with the reason; the sweep goes on.
+
+Where checkpoints live. The trial's working directory is synced to storage as
+artifacts (``SyncConfig(sync_artifacts=True)``), and that sync copies new files
+but never deletes: every epoch checkpoint the trainer once wrote there would
+stay in storage. So each epoch checkpoint is moved out of ``run/`` as soon as
+the trainer writes it and becomes Tune's checkpoint of that epoch, the resume
+path, of which Tune keeps the newest ``TUNE_CHECKPOINTS_KEPT``. ``run/`` keeps
+``best_model.pt`` (what export and the verification read), the metrics and
+``summary.json``: per trial, storage holds at most ``TUNE_CHECKPOINTS_KEPT`` + 1
+model files, whatever the epoch count. A trial resumed in a fresh working
+directory (a new driver, another node) first fetches ``run/`` back from storage.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
+import posixpath
 import shutil
 import tempfile
 import time
@@ -20,6 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pyarrow.fs as pafs
 import ray
 import torch
 from ray import tune
@@ -33,7 +47,53 @@ from trainer_core.errors import DivergedError
 from trainer_core.train.loop import EpochResult, fit
 
 RUN_DIR = "run"  # the trainer's own output inside each trial's directory
-CKPT_NAME = "checkpoint.pt"
+CKPT_NAME = "checkpoint.pt"  # the epoch checkpoint inside Tune's checkpoint_NNNNNN/ (+ its .json sidecar)
+# Tune's checkpoints kept per trial, newest first: the last one is what a trial resumes from; the one
+# before it survives a driver killed between deleting it and saving the experiment state that names the new one.
+# The best epoch needs no Tune checkpoint: the trainer keeps it as run/best_model.pt.
+TUNE_CHECKPOINTS_KEPT = 2
+
+
+def checkpoint_config() -> tune.CheckpointConfig:
+    """Tune's checkpoint keeping for search and verification trials: the newest ``TUNE_CHECKPOINTS_KEPT``."""
+    return tune.CheckpointConfig(num_to_keep=TUNE_CHECKPOINTS_KEPT)
+
+
+def take_checkpoint(path: Path, scratch: Path) -> Path:
+    """Move an epoch checkpoint and its JSON sidecar out of the synced trial folder into a new folder in ``scratch``.
+
+    Returns the checkpoint's new path, ``scratch/<name>/checkpoint.pt``, whose folder is what Tune persists.
+    """
+    folder = scratch / path.stem
+    folder.mkdir()
+    shutil.move(path, folder / CKPT_NAME)
+    if path.with_suffix(".json").exists():
+        shutil.move(path.with_suffix(".json"), (folder / CKPT_NAME).with_suffix(".json"))
+    return folder / CKPT_NAME
+
+
+def restore_trial_files(trial_dir: Path) -> list[str]:
+    """Fetch the trial's ``run/`` and ``train.log`` from storage into a fresh working directory ``trial_dir``.
+
+    A trial resumed by a new driver (or on another node) starts in an empty working directory, but its
+    ``best_model.pt`` and the metrics of the epochs before its checkpoint are on storage only; without them
+    the resumed run would upload histories that start at the resumed epoch over the complete ones, and
+    could not score its best model at the end. Returns the paths fetched, relative to the trial folder.
+    """
+    storage = tune.get_context().get_storage()  # Ray's DeveloperAPI: the trial's folder on the storage filesystem
+    fs, trial = storage.storage_filesystem, storage.trial_fs_path
+    infos = fs.get_file_info(pafs.FileSelector(posixpath.join(trial, RUN_DIR), recursive=True, allow_not_found=True))
+    fetched = []
+    for info in [*infos, fs.get_file_info(posixpath.join(trial, "train.log"))]:
+        rel = posixpath.relpath(info.path, trial)
+        if info.type != pafs.FileType.File or posixpath.basename(rel).startswith("checkpoint_epoch_"):
+            continue  # epoch checkpoints in run/ come from sweeps before they were kept out of it
+        dest = trial_dir / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with fs.open_input_stream(info.path) as src, dest.open("wb") as f:
+            shutil.copyfileobj(src, f)
+        fetched.append(rel)
+    return fetched
 
 
 def trial_device(gpus: float) -> str:
@@ -76,8 +136,8 @@ def run_trial(
     cpus, gpus = float(resources.get("CPU", 1)), float(resources.get("GPU", 0))
     torch.set_num_threads(max(1, int(cpus)))
     device = trial_device(gpus)
-    # Per trial: the device Ray gave it, only its newest checkpoint kept locally (Tune keeps its own),
-    # and best_model.pt chosen by the sweep's objective.
+    # Per trial: the device Ray gave it, one epoch checkpoint at a time (it leaves run/ at once, see the
+    # module's docstring), and best_model.pt chosen by the sweep's objective.
     cfg = build({"device": device, "keep_checkpoints": 1, "out": None, "objective": metric, "objective_mode": mode})
 
     node = ray.get_runtime_context().get_node_id()
@@ -93,14 +153,21 @@ def run_trial(
     out = Path(os.getcwd()) / RUN_DIR
     state = None
     restored = tune.get_checkpoint()
+    fetched: list[str] = []
     if restored is not None:
         with restored.as_directory() as d:
             state = ckpt.load(Path(d) / CKPT_NAME)
+        if not out.exists():
+            fetched = restore_trial_files(out.parent)
     elif out.exists():
         shutil.rmtree(out)  # a restarted trial with no checkpoint starts over
     log_file = (out.parent / "train.log").open("a")
     print(f"trial on node {node_ip} ({node}), device {where['device']}, {cpus:g} CPU", file=log_file, flush=True)
+    if restored is not None:
+        print(f"resumed from Tune's checkpoint of epoch {state['epoch']}" + (
+            f"; {len(fetched)} files fetched from the trial's storage" if fetched else ""), file=log_file, flush=True)
     held: list[EpochResult] = []  # the last epoch, when its report waits for final_extras
+    scratch = Path(tempfile.mkdtemp(prefix="motiontune-ckpt-"))  # outside the synced working directory
 
     def report(result: EpochResult, extra: dict[str, Any] | None = None) -> None:
         metrics = {**_scalar_metrics(result.metrics), **(extra or {}), **where, "diverged": 0,
@@ -108,11 +175,14 @@ def run_trial(
         if result.checkpoint is None:
             tune.report(metrics)
             return
-        with tempfile.TemporaryDirectory() as tmp:
-            shutil.copy2(result.checkpoint, Path(tmp) / CKPT_NAME)
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
+        try:  # Tune copies the folder into the trial's checkpoint_NNNNNN/
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(result.checkpoint.parent))
+        finally:
+            shutil.rmtree(result.checkpoint.parent, ignore_errors=True)
 
     def on_epoch(result: EpochResult) -> None:
+        if result.checkpoint is not None:
+            result = dataclasses.replace(result, checkpoint=take_checkpoint(result.checkpoint, scratch))
         if final_extras is not None and result.epoch == cfg.optim.epochs:
             held.append(result)
         else:
@@ -128,3 +198,4 @@ def run_trial(
                      "report_time": time.time()})  # fmt: skip
     finally:
         log_file.close()
+        shutil.rmtree(scratch, ignore_errors=True)

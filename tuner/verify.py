@@ -189,6 +189,7 @@ def run_verification(meta: ExperimentMeta, plan: VerifyPlan) -> pd.DataFrame:
     from ray.tune.schedulers import FIFOScheduler
 
     from tuner.progress import TrialLines
+    from tuner.trainable import checkpoint_config
 
     path = verification_path(meta)
     trainable = _trainable(meta, plan)
@@ -206,9 +207,7 @@ def run_verification(meta: ExperimentMeta, plan: VerifyPlan) -> pd.DataFrame:
             run_config=tune.RunConfig(
                 name=VERIFY_DIR,
                 storage_path=meta.path,
-                checkpoint_config=tune.CheckpointConfig(
-                    num_to_keep=2, checkpoint_score_attribute=meta.metric, checkpoint_score_order=meta.mode
-                ),
+                checkpoint_config=checkpoint_config(),
                 failure_config=tune.FailureConfig(max_failures=2),
                 sync_config=tune.SyncConfig(sync_artifacts=True),
                 callbacks=[TrialLines(meta.metric, meta.mode, plan.n_trials, label=_trial_label, word="verify")],
