@@ -1,0 +1,236 @@
+"""The guide's ``augmentation`` block, applied per training batch on the device.
+
+- ``mirror``: half the windows swap left and right (see ``mirror.py``): local
+  rotations and angular velocity through each joint's frame map, the lateral
+  root velocity and the yaw rate negated, the soft contacts ``[L, R]`` swapped,
+  so the gait phase (from the left-minus-right contact signal) turns by pi; the
+  control's lateral velocity and yaw rate negated, its gait period kept.
+- ``speed_scale_range``: each window is resampled in time by ``s`` drawn
+  uniformly from ``[lo, hi]``: output frame ``i`` is source position
+  ``start + i s``. Rotations are interpolated on SO(3) between the two
+  neighbouring frames (``R_a exp(u log(R_a^T R_b))``), everything else linearly;
+  root velocity, yaw rate, angular velocity and the control's velocities are
+  multiplied by ``s``, the gait period divided by it. Frames past the clip's end
+  are masked out of the loss, as in padded windows.
+- ``noise_std``: Gaussian noise on the normalized input features of the trained
+  pass (after scheduled sampling), never on targets or the control.
+
+A mirrored or resampled batch is its own ``Split`` of ``B (T+1)`` frames, each
+window a clip of its own, with normalized features rebuilt by the run's
+``Normalizer`` and FK recomputed, so the loss code runs on it unchanged. Every
+random draw comes from the epoch's generator (``--resume`` stays exact) and
+nothing syncs with the host. With augmentation off nothing here runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from trainer_core.config import AugmentConfig
+from trainer_core.data.device_data import Split
+from trainer_core.data.features import COND_LAYOUT, Normalizer
+from trainer_core.data.mirror import Mirror
+from trainer_core.data.skeleton import Skeleton
+from trainer_core.model.geometry import depth_levels, forward_kinematics, matrix_to_rot6d, so3_exp, so3_log
+
+
+@dataclass
+class Augmenter:
+    """Builds augmented training batches; ``create`` returns None when the config asks for nothing."""
+
+    norm: Normalizer  # on the training device
+    offsets: torch.Tensor  # (J, 3) metres
+    parents: tuple[int, ...]
+    levels: list[list[int]]
+    mirror: Mirror | None  # None: no mirroring
+    speed_range: tuple[float, float] | None  # None: no resampling
+    noise_std: float
+
+    @classmethod
+    def create(
+        cls, aug: AugmentConfig, skeleton: Skeleton, train: Split, norm: Normalizer
+    ) -> Augmenter | None:
+        """ConfigError (before anything is written) if mirroring cannot work on this skeleton."""
+        device = train.x.device
+        mirror = None
+        if aug.mirror or aug.mirror_pairs is not None:
+            mirror = Mirror.create(skeleton, train.Rg, aug.mirror_pairs, device)
+        if not aug.active:
+            return None
+        lo, hi = (float(v) for v in aug.speed_scale_range)
+        return cls(
+            norm=norm.to(device),
+            offsets=torch.from_numpy(skeleton.offsets).to(device),
+            parents=skeleton.parents,
+            levels=depth_levels(skeleton.parents),
+            mirror=mirror if aug.mirror else None,
+            speed_range=None if (lo, hi) == (1.0, 1.0) else (lo, hi),
+            noise_std=float(aug.noise_std),
+        )
+
+    @property
+    def rebuilds(self) -> bool:
+        """Whether batches are rebuilt (mirror or speed scale), not only noised."""
+        return self.mirror is not None or self.speed_range is not None
+
+    def draw(
+        self, B: int, device: torch.device, generator: torch.Generator
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Per-window speed factors ``(B,)`` and mirror flags ``(B,)`` bool, None where not augmented."""
+        scale = flip = None
+        if self.speed_range is not None:
+            lo, hi = self.speed_range
+            scale = lo + (hi - lo) * torch.rand(B, device=device, generator=generator)
+        if self.mirror is not None:
+            flip = torch.rand(B, device=device, generator=generator) < 0.5
+        return scale, flip
+
+    def batch(self, split: Split, starts: torch.Tensor, T: int, generator: torch.Generator) -> Split:
+        """The windows of ``T + 1`` frames from ``starts (B,)``, augmented, as a ``Split`` of ``B (T+1)`` frames."""
+        scale, flip = self.draw(starts.shape[0], starts.device, generator)
+        return self.windows(split, starts, T, scale, flip)
+
+    def noise(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """``x`` plus Gaussian noise of std ``noise_std`` (normalized units); ``x`` itself when 0."""
+        if self.noise_std <= 0:
+            return x
+        return x + self.noise_std * torch.randn(x.shape, device=x.device, dtype=x.dtype, generator=generator)
+
+    def windows(
+        self, split: Split, starts: torch.Tensor, T: int, scale: torch.Tensor | None, flip: torch.Tensor | None
+    ) -> Split:
+        """Windows from ``starts (B,)``, resampled by ``scale (B,)`` and mirrored where ``flip (B,)``."""
+        raw, valid = resample(split, self.norm, starts, T, scale)
+        if flip is not None and self.mirror is not None:
+            raw = mirror_raw(raw, self.mirror, flip)
+        return self._as_split(split, raw, valid)
+
+    def _as_split(self, split: Split, raw: dict[str, torch.Tensor], valid: torch.Tensor) -> Split:
+        B, T1 = valid.shape
+        norm, layout = self.norm, self.norm.layout
+        R = raw["R"]
+        Rg, pos = forward_kinematics(R, self.offsets, self.parents, levels=self.levels)
+        x = layout.pack(
+            {
+                "rot6d": matrix_to_rot6d(R),
+                "angvel": raw["angvel"],
+                "root_vel": raw["traj"][..., :2],
+                "yaw_rate": raw["traj"][..., 2:],
+                "contacts": raw["contacts"],
+                "phase": raw["phase"],
+            }
+        )
+        c = COND_LAYOUT.pack(
+            {
+                "ctrl_vel": raw["ctrl"][..., :2],
+                "ctrl_yaw_rate": raw["ctrl"][..., 2:],
+                "log_period": raw["log_period"][..., None],
+            }
+        )
+        mean, std = norm.traj_stats()
+        begin = torch.arange(B, device=valid.device) * T1
+
+        def flat(v: torch.Tensor) -> torch.Tensor:  # (B, T+1, ...) -> (B (T+1), ...)
+            return v.reshape(B * T1, *v.shape[2:])
+
+        def per_frame(v: torch.Tensor) -> torch.Tensor:  # (B,) -> (B (T+1),)
+            return v[:, None].expand(B, T1).reshape(-1)
+
+        return Split(
+            x=flat(norm.norm_x(x)),
+            c=flat(norm.norm_c(c)),
+            R=flat(R),
+            Rg=flat(Rg),
+            pos=flat(pos),
+            traj=flat((raw["traj"] - mean) / std),
+            traj_raw=flat(raw["traj"]),
+            contacts=flat(raw["contacts"]),
+            phase=flat(raw["phase"]),
+            log_period=flat(raw["log_period"]),
+            clip_end=per_frame(begin + valid.sum(1)),
+            clip_begin=per_frame(begin),
+            ctrl_raw=flat(raw["ctrl"]),
+            ctrl_full=flat(raw["ctrl_full"]),
+            window_starts=begin,
+            fps=split.fps,
+            names=split.names,
+        )
+
+
+def resample(
+    split: Split, norm: Normalizer, starts: torch.Tensor, T: int, scale: torch.Tensor | None
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Raw parts ``(B, T+1, ...)`` of the windows from ``starts (B,)``, resampled by ``scale (B,)`` (None: 1).
+
+    Returns ``{R, angvel, traj, contacts, phase, log_period, ctrl, ctrl_full}`` and
+    ``valid (B, T+1)``: the frame lies inside the start's clip. Past the clip's
+    end the last frame repeats. Angular velocity is read back from the
+    normalized features (the split keeps no raw copy).
+    """
+    end = split.clip_end[starts]  # (B,)
+    steps = torch.arange(T + 1, device=starts.device)
+    if scale is None:
+        idx = starts[:, None] + steps
+        valid = idx < end[:, None]
+        a = torch.minimum(idx, end[:, None] - 1)
+        parts = {k: v[a] for k, v in _sources(split, norm).items()}
+        parts["R"] = split.R[a]
+        parts["ctrl_full"] = split.ctrl_full[a]
+        return parts, valid
+    offset = scale[:, None] * steps  # source position - start
+    room = (end - 1 - starts).to(offset.dtype)[:, None]
+    valid = offset <= room + 1e-4
+    offset = torch.minimum(offset, room)
+    whole = offset.floor()
+    u = offset - whole  # (B, T+1) in [0, 1)
+    a = starts[:, None] + whole.long()
+    b = torch.minimum(a + 1, end[:, None] - 1)
+    parts = {}
+    for k, v in _sources(split, norm).items():
+        va = v[a]
+        parts[k] = va + u.view(*u.shape, *([1] * (va.dim() - 2))) * (v[b] - va)
+    Ra, Rb = split.R[a], split.R[b]
+    step = so3_log(Ra.transpose(-1, -2) @ Rb, near_pi=False)  # (B, T+1, J, 3)
+    parts["R"] = Ra @ so3_exp(u[..., None, None] * step)
+    parts["phase"] = parts["phase"] / parts["phase"].norm(dim=-1, keepdim=True).clamp_min(1e-6)
+    s = scale[:, None, None]
+    parts["angvel"] = parts["angvel"] * s[..., None]
+    parts["traj"] = parts["traj"] * s
+    parts["ctrl"] = parts["ctrl"] * s
+    parts["log_period"] = parts["log_period"] - scale.log()[:, None]
+    parts["ctrl_full"] = split.ctrl_full[a] & (split.ctrl_full[b] | (u == 0))
+    return parts, valid
+
+
+def _sources(split: Split, norm: Normalizer) -> dict[str, torch.Tensor]:
+    """Per-frame raw parts ``(F, ...)`` that are interpolated linearly."""
+    s = norm.layout.slices()["angvel"]
+    angvel = split.x[:, s] * norm.x_std[s] + norm.x_mean[s]
+    return {
+        "angvel": angvel.view(split.n_frames, -1, 3),
+        "traj": split.traj_raw,
+        "contacts": split.contacts,
+        "phase": split.phase,
+        "log_period": split.log_period,
+        "ctrl": split.ctrl_raw,
+    }
+
+
+_LATERAL = torch.tensor([-1.0, 1.0, -1.0])  # [left velocity, forward velocity, yaw rate] under the mirror
+
+
+def mirror_raw(raw: dict[str, torch.Tensor], mirror: Mirror, flip: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Raw window parts ``(B, T+1, ...)`` mirrored where ``flip (B,)``; the others unchanged, bit for bit."""
+    f = flip[:, None]  # (B, 1)
+    sign = _LATERAL.to(flip.device)
+    out = dict(raw)
+    out["R"] = torch.where(f[..., None, None, None], mirror.rotations(raw["R"]), raw["R"])
+    out["angvel"] = torch.where(f[..., None, None], mirror.angular_velocity(raw["angvel"]), raw["angvel"])
+    out["traj"] = torch.where(f[..., None], raw["traj"] * sign, raw["traj"])
+    out["ctrl"] = torch.where(f[..., None], raw["ctrl"] * sign, raw["ctrl"])
+    out["contacts"] = torch.where(f[..., None], raw["contacts"].flip(-1), raw["contacts"])
+    out["phase"] = torch.where(f[..., None], -raw["phase"], raw["phase"])
+    return out
+
