@@ -5,6 +5,9 @@ Scalar parameters set one config key directly. The others are derived:
 - TF decay: ``tf_start_frac``, ``tf_span_frac`` place ``tf_start_epoch`` and
   ``tf_end_epoch`` as fractions of the run; ``tf_min_frac`` makes
   ``tf_min = tf_max * tf_min_frac``, so TF always decays from high to low.
+- Augmentation: ``augmentation.mirror`` and ``augmentation.noise_std`` set those
+  keys of the ``augmentation`` block; ``speed_scale_halfwidth`` ``w`` sets
+  ``speed_scale_range`` to ``[1 - w, 1 + w]``.
 - The stage schedule: ``n_stages`` and per-stage families (``<family><k>``, k
   the stage number) that build ``freerun_stage_schedule`` with the seed's
   rules holding by construction (see ``mapping.py``).
@@ -46,6 +49,15 @@ SCALARS: dict[str, ParamDef] = {
     "tf_max": ParamDef("float", 0.0, 1.0, help="teacher forcing ratio at the start of the decay"),
 }
 
+# The guide's augmentation block; the speed range is searched as its half-width around 1.
+AUGMENT: dict[str, ParamDef] = {
+    "augmentation.mirror": ParamDef("categorical", choices=(False, True), help="mirror half the windows left/right"),
+    "augmentation.noise_std": ParamDef("float", 0.0, 1.0, help="Gaussian noise on the normalized inputs"),
+    "speed_scale_halfwidth": ParamDef(
+        "float", 0.0, 0.75, help="augmentation.speed_scale_range = [1 - w, 1 + w]: windows resampled in time"
+    ),
+}
+
 DERIVED: dict[str, ParamDef] = {
     "tf_min_frac": ParamDef("float", 0.0, 1.0, help="tf_min = tf_max * tf_min_frac"),
     "tf_start_frac": ParamDef("float", 0.0, 1.0, help="tf_start_epoch as a fraction of the epochs"),
@@ -66,7 +78,7 @@ DERIVED: dict[str, ParamDef] = {
     "limb_step": ParamDef("float", 0.0, _W, family="rise", help="stage k's w_limb_geo increase"),
 }
 
-CATALOG: dict[str, ParamDef] = {**SCALARS, **DERIVED}
+CATALOG: dict[str, ParamDef] = {**SCALARS, **AUGMENT, **DERIVED}
 TF_PARAMS = ("tf_mode", "tf_max", "tf_min_frac", "tf_start_frac", "tf_span_frac")
 STAGE_PARAMS = tuple(k for k in DERIVED if k not in TF_PARAMS)
 FAMILIES = tuple(k for k, d in CATALOG.items() if d.family)

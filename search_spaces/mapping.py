@@ -24,6 +24,7 @@ import math
 from typing import Any
 
 from search_spaces.catalog import (
+    AUGMENT,
     CATALOG,
     FAMILIES,
     SCALARS,
@@ -35,7 +36,7 @@ from search_spaces.catalog import (
     param_name,
 )
 from search_spaces.spec import Rules, SearchSpace
-from trainer_core.config import STAGE_KEY, TrainConfig
+from trainer_core.config import AUGMENT_KEY, STAGE_KEY, TrainConfig
 from trainer_core.config_load import config_from_dict
 from trainer_core.errors import ConfigError, did_you_mean
 
@@ -126,6 +127,7 @@ def base_params(space: SearchSpace, cfg: TrainConfig) -> tuple[dict[str, Any], d
     flat = cfg.to_dict()
     values: dict[str, Any] = {k: flat[k] for k in SCALARS}
     why: dict[str, str] = {}
+    values.update(_augment_values(cfg, why))
     E = cfg.optim.epochs
     t = cfg.tf
     values["tf_min_frac"] = t.tf_min / t.tf_max if t.tf_max > 0 else 0.0
@@ -173,6 +175,30 @@ def base_params(space: SearchSpace, cfg: TrainConfig) -> tuple[dict[str, Any], d
             else:
                 why[fam] = f"stage {k - 1} has weight 0, so stage {k}'s is not a growth of it"
     return values, why
+
+
+def _augment_values(cfg: TrainConfig, why: dict[str, str]) -> dict[str, Any]:
+    """The augmentation params a config implies; an off-centre speed range has no half-width."""
+    lo, hi = (float(v) for v in cfg.aug.speed_scale_range)
+    out: dict[str, Any] = {"augmentation.mirror": bool(cfg.aug.mirror), "augmentation.noise_std": cfg.aug.noise_std}
+    if math.isclose(lo + hi, 2.0, rel_tol=0, abs_tol=1e-9):
+        out["speed_scale_halfwidth"] = round(hi - 1.0, 6)
+    else:
+        why["speed_scale_halfwidth"] = f"`augmentation.speed_scale_range` [{lo:g}, {hi:g}] is not centred on 1"
+    return out
+
+
+def _augment_block(v: dict[str, Any]) -> dict[str, Any]:
+    """``augmentation`` entries from resolved params ``v`` (only the ones given)."""
+    out: dict[str, Any] = {}
+    if "augmentation.mirror" in v:
+        out["mirror"] = bool(v["augmentation.mirror"])
+    if "augmentation.noise_std" in v:
+        out["noise_std"] = float(v["augmentation.noise_std"])
+    if "speed_scale_halfwidth" in v:
+        w = round(float(v["speed_scale_halfwidth"]), 6)  # both ends to the same decimals: centred on 1
+        out["speed_scale_range"] = [round(1.0 - w, 6), round(1.0 + w, 6)]
+    return out
 
 
 def _check_param_names(space: SearchSpace, params: dict[str, Any]) -> None:
@@ -223,6 +249,8 @@ def params_to_config(space: SearchSpace, params: dict[str, Any], base: TrainConf
     v = resolve(space, params, base)
     raw = base.to_dict()
     raw.update({k: v[k] for k in SCALARS if k in space.dims or k in params})
+    aug = _augment_block({k: v[k] for k in AUGMENT if k in space.dims or k in params})
+    raw[AUGMENT_KEY] = {**raw[AUGMENT_KEY], **aug}
     if any(k in space.dims for k in TF_PARAMS):
         raw.update(_tf_keys(v, base.optim.epochs))
     seq_len = int(raw["seq_len"])

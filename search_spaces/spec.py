@@ -21,6 +21,7 @@ fixed; a space that searches ``n_stages`` must name every stage parameter.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -221,8 +222,8 @@ def _is_number(x: Any) -> bool:
 
 
 def _valid_value(d: Any, v: Any) -> bool:
-    if d.kind == "categorical":
-        return v in d.choices
+    if d.kind == "categorical":  # strict: 1 is not true
+        return any(type(v) is type(c) and v == c for c in d.choices)
     if not _is_number(v) or (d.kind == "int" and not float(v).is_integer()):
         return False
     return d.low <= v <= d.high
@@ -230,7 +231,7 @@ def _valid_value(d: Any, v: Any) -> bool:
 
 def _limits(d: Any) -> str:
     if d.kind == "categorical":
-        return "one of " + ", ".join(d.choices)
+        return "one of " + ", ".join(json.dumps(c) if isinstance(c, bool) else str(c) for c in d.choices)
     return f"{'an integer' if d.kind == 'int' else 'a number'} in [{_fmt(d.low)}, {_fmt(d.high)}]"
 
 
