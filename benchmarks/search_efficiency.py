@@ -14,6 +14,12 @@ seconds until the best-so-far first reached each target, and ratios against
 ``seed_tpe`` (speed-up = seed_tpe's cost / the strategy's). A run that never
 reached a target counts its whole budget (shown as ``>``).
 
+Then the winner's curse: each strategy's pick (its best config) is re-trained
+on fresh seeds (``tuner.verify.fresh_seeds``, the same for every pick and for
+the base config), full length, and its verified mean is printed beside its
+search-time best, with the verified difference to the base config on the same
+seeds: how much of the gain a strategy found survives re-training.
+
     python benchmarks/search_efficiency.py --quick     # CI-sized: tiny model, small space
     python benchmarks/search_efficiency.py             # full: larger model, default space
 """
@@ -34,11 +40,13 @@ import pandas as pd
 
 from search_spaces.define import define_by_run
 from search_spaces.mapping import params_to_config
-from search_spaces.spec import load_space
+from search_spaces.spec import SearchSpace, load_space
 from trainer_core.config import TrainConfig
 from trainer_core.config_load import config_from_dict, load_config
 from trainer_core.train.loop import EpochResult, fit
+from tuner.results import finished_trials, trial_params
 from tuner.sweep import SweepOptions, init_ray, launch, smoke_base
+from tuner.verify import fresh_seeds
 
 METRIC = "FreeRun/GeoDeg"
 STRATEGIES = ("seed_tpe", "random_asha", "tpe_asha")
@@ -68,6 +76,8 @@ class Trace:
 
     best: list[float]
     seconds: list[float]
+    pick: TrainConfig  # the config of the best trial
+    verified: float = math.nan  # the pick's mean over the fresh seeds
 
     def reach(self, target: float) -> tuple[float, float] | None:
         for k, (b, t) in enumerate(zip(self.best, self.seconds)):
@@ -85,16 +95,34 @@ def _best_of(values: list[float]) -> list[float]:
     return out
 
 
-def base_objective(mode: Mode, work: Path) -> float:
-    """The base config trained once, full length: the first target."""
+def train_best(cfg: TrainConfig, out: Path) -> float:
+    """``cfg`` trained full length into ``out``; its best epoch's objective."""
     best = math.inf
 
     def on_epoch(r: EpochResult) -> None:
         nonlocal best
         best = min(best, r.metrics[METRIC])
 
-    fit(mode.base, work / "base", on_epoch=on_epoch, log=lambda _: None)
+    fit(cfg, out, on_epoch=on_epoch, log=lambda _: None)
     return best
+
+
+def base_objective(mode: Mode, work: Path) -> float:
+    """The base config trained once, full length: the first target."""
+    return train_best(mode.base, work / "base")
+
+
+def verified_values(cfg: TrainConfig, seeds: list[int], work: Path) -> list[float]:
+    """``cfg`` re-trained on each fresh seed (the config key ``seed``): the best objective of each run."""
+    raw = cfg.to_dict()
+    return [train_best(config_from_dict({**raw, "seed": s}, "verified pick"), work / f"seed{s}") for s in seeds]
+
+
+def tune_pick(space: SearchSpace, base: TrainConfig, experiment: Path) -> TrainConfig:
+    """The config of a sweep's best finished trial."""
+    trials = pd.read_parquet(experiment / "trials.parquet")
+    ok = finished_trials(trials, METRIC)
+    return params_to_config(space, trial_params(ok.loc[ok[f"best/{METRIC}"].idxmin()]), base)
 
 
 def run_seed_tpe(mode: Mode, seed: int, work: Path) -> Trace:
@@ -105,6 +133,7 @@ def run_seed_tpe(mode: Mode, seed: int, work: Path) -> Trace:
     study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed))
     values: list[float] = []
     seconds: list[float] = []
+    pick, pick_value = mode.base, math.inf
     t0 = time.perf_counter()
     for i in range(mode.budget // mode.base.optim.epochs):
         trial = study.ask()
@@ -120,7 +149,9 @@ def run_seed_tpe(mode: Mode, seed: int, work: Path) -> Trace:
 
         fit(cfg, work / f"seed_tpe_{seed}_{i}", on_epoch=on_epoch, log=lambda _: None)
         study.tell(trial, trial_best)
-    return Trace(_best_of(values), seconds)
+        if trial_best < pick_value:
+            pick, pick_value = cfg, trial_best
+    return Trace(_best_of(values), seconds, pick)
 
 
 def run_tune(mode: Mode, seed: int, work: Path, searcher: str, warm: bool, name: str) -> Trace:
@@ -128,13 +159,14 @@ def run_tune(mode: Mode, seed: int, work: Path, searcher: str, warm: bool, name:
     opts = SweepOptions(
         config=str(work / "base.json"), space=mode.space, samples=mode.budget, max_concurrent=2,
         cpus_per_trial=1, scheduler="asha", searcher=searcher, seed=seed, storage=str(work), name=name,
-        budget=mode.budget, warm_start=warm,
+        budget=mode.budget, warm_start=warm, verify=False,
     )  # fmt: skip
     t0 = time.time()
     launch(opts)
     h = pd.read_parquet(work / name / "history.parquet").sort_values("report_time")
     h = h[h.get("diverged", 0) != 1]
-    return Trace(_best_of(list(h[METRIC])), list(h["report_time"] - t0))
+    pick = tune_pick(load_space(mode.space), mode.base, work / name)
+    return Trace(_best_of(list(h[METRIC])), list(h["report_time"] - t0), pick)
 
 
 def _fmt(values: list[float], fmt: str = ".2f") -> str:
@@ -145,11 +177,15 @@ def _fmt(values: list[float], fmt: str = ".2f") -> str:
     return f"{mean:{fmt}} ± {sd:{fmt}}"
 
 
-def summarise(traces: dict[str, list[Trace]], targets: dict[str, float], budget: int) -> str:
+def summarise(traces: dict[str, list[Trace]], targets: dict[str, float], budget: int,
+              base_verified: float = math.nan) -> str:  # fmt: skip
     rows = []
     cost: dict[tuple[str, str], list[float]] = {}
     for strat, runs in traces.items():
         row = {"strategy": strat, "best": _fmt([r.best[-1] for r in runs], ".3f")}
+        if math.isfinite(base_verified):
+            row["verified pick"] = _fmt([r.verified for r in runs], ".3f")
+            row["verified - base"] = _fmt([r.verified - base_verified for r in runs], "+.3f")
         for tname, target in targets.items():
             epochs, secs, missed = [], [], 0
             for r in runs:
@@ -187,6 +223,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="CI-sized run (tiny model, small space)")
     ap.add_argument("--seeds", type=int, nargs="+", help="override the seeds (default 0 1 2)")
+    ap.add_argument("--verify-seeds", type=int, default=3, help="fresh seeds each pick is re-trained on (0: skip)")
     args = ap.parse_args()
     mode = quick_mode() if args.quick else full_mode()
     if args.seeds:
@@ -202,13 +239,25 @@ def main() -> None:
         traces["random_asha"].append(run_tune(mode, seed, work, "random", False, f"random_asha_{seed}"))
         traces["tpe_asha"].append(run_tune(mode, seed, work, "optuna", True, f"tpe_asha_{seed}"))
         print(f"seed {seed} done ({time.perf_counter() - t_all:.0f}s)", flush=True)
+    vseeds = fresh_seeds(mode.base.run.seed, args.verify_seeds)
+    base_verified = math.nan
+    if vseeds:
+        base_runs = verified_values(mode.base, vseeds, work / "verify_base")
+        base_verified = statistics.fmean(base_runs)
+        for strat, runs in traces.items():
+            for k, r in enumerate(runs):
+                r.verified = statistics.fmean(verified_values(r.pick, vseeds, work / f"verify_{strat}_{k}"))
+        print(f"verified ({time.perf_counter() - t_all:.0f}s)", flush=True)
     E = mode.base.optim.epochs
     print()
     print(f"{'quick' if args.quick else 'full'} mode: space `{mode.space}`, {E} epochs per full trial, "
           f"budget {mode.budget} trial-epochs per run, seeds {list(mode.seeds)}, objective {METRIC} (min)")  # fmt: skip
     print(f"targets: the base config's own {METRIC} {v0:.3f}, and 10% better {0.9 * v0:.3f}")
+    if vseeds:
+        print(f"verified: each pick and the base re-trained on seeds {vseeds}, full length; the base's mean "
+              f"{base_verified:.3f} ± {statistics.stdev(base_runs) if len(base_runs) > 1 else 0.0:.3f}")  # fmt: skip
     print()
-    print(summarise(traces, targets, mode.budget))
+    print(summarise(traces, targets, mode.budget, base_verified))
     print(f"\ntotal {time.perf_counter() - t_all:.0f}s; runs in {work}")
 
 

@@ -28,7 +28,15 @@ from trainer_core.data.datasets import load_dataset
 from trainer_core.errors import ConfigError
 from trainer_core.train.schedules import plan_epoch
 from trainer_core.train.loop import metric_names
-from tuner.experiment import ExperimentError, ExperimentMeta, check_metric, resolve_storage
+from tuner.experiment import (
+    TRIALS_FILE,
+    ExperimentError,
+    ExperimentMeta,
+    check_metric,
+    join,
+    read_bytes,
+    resolve_storage,
+)
 from tuner.results import collect_results, quiet_missing_results, write_results
 from tuner.storage import check_storage
 from tuner.verify import (
@@ -39,7 +47,6 @@ from tuner.verify import (
     VerifyPlan,
     check_counts,
     check_verify_data,
-    load_verification,
     make_plan,
     run_verification,
 )
@@ -371,6 +378,11 @@ def verify_experiment(experiment_dir: str, top: int | None = None, seeds: int | 
                 f"{', '.join(differ) or '--verify-data ' + str(data)}; delete its verification/, "
                 "verification_plan.json and verification.parquet to verify with other settings"
             )
+    elif read_bytes(join(meta.path, TRIALS_FILE)) is None:
+        raise ExperimentError(
+            f"{experiment_dir}: its search has not finished (no {TRIALS_FILE}); finish it with "
+            f"`motiontune resume {experiment_dir}` first"
+        )
     else:
         smoke = bool(meta.extra.get("smoke_test"))
         top = top if top is not None else (SMOKE_TOP if smoke else DEFAULT_TOP)
@@ -380,10 +392,6 @@ def verify_experiment(experiment_dir: str, top: int | None = None, seeds: int | 
     check_storage(meta.storage, init_ray(address), shared_storage)
     return {"experiment": meta.path, "metric": meta.metric, "mode": meta.mode,
             "verification": run_verification(meta, plan)}  # fmt: skip
-
-
-def verified(meta: ExperimentMeta) -> bool:
-    return load_verification(meta) is not None
 
 
 def finish(meta: ExperimentMeta) -> dict[str, Any]:

@@ -144,8 +144,15 @@ def test_export_without_a_verification_says_unverified(smoke_sweep, tmp_path):
 
 
 def test_verify_command_when_no_finalist_beats_the_base(tmp_path):
-    """A search whose every config is worse than the base (lr far too small): `verify`, then export says so."""
+    """A search whose every config is worse than the base (lr far too small): `verify`, then export says so.
+
+    With `--verify-data`: each re-trained model is also scored on another dataset folder.
+    """
+    from tests.conftest import MOCAP_DIR
     from tuner.sweep import smoke_base
+
+    clips = [str(MOCAP_DIR / f"dataset-1_{name}_001.bvh") for name in ("run_happy", "walk-left_normal")]
+    assert run_cli("data", "import-bvh", *clips, "--out", str(tmp_path / "other")).returncode == 0
 
     (tmp_path / "base.json").write_text(json.dumps(smoke_base()))
     space = {"name": "tiny_lr", "params": {"lr": {"choices": [1e-7, 2e-7]}}}
@@ -156,10 +163,15 @@ def test_verify_command_when_no_finalist_beats_the_base(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     exp = tmp_path / "lr"
     assert not (exp / "verification.parquet").exists() and "unverified" in proc.stdout
-    proc = run_cli("verify", str(exp), "--top", "1", "--seeds", "2")
+    proc = run_cli("verify", str(exp), "--top", "1", "--seeds", "2", "--verify-data", str(tmp_path / "other"))
     assert proc.returncode == 0, proc.stderr[-3000:]
     table = pd.read_parquet(exp / "verification.parquet")
     assert len(table) == 2 and bool(table.iloc[0]["is_base"])  # the base wins, on both seeds
+    for _, row in table.iterrows():  # the other folder's numbers, per seed, beside copy-last-frame's
+        other, copy_last = list(row["verify_data/FreeRun/GeoDeg"]), list(row["verify_data/copy_last/FreeRun/GeoDeg"])
+        assert len(other) == 2 and all(math.isfinite(v) and v > 0 for v in other)
+        assert row["verify_data/FreeRun/GeoDeg/mean"] == pytest.approx(statistics.fmean(other))
+        assert copy_last[0] == pytest.approx(copy_last[1])  # the baseline does not depend on the seed
     assert table.iloc[1]["best_improvement_mean"] < 0 and all(g < 0 for g in table.iloc[1]["best_improvement"])
     assert table.iloc[0]["search_rank"] == -1 and math.isnan(table.iloc[0]["search_value"])  # base not searched
     out = tmp_path / "best.json"
@@ -168,6 +180,15 @@ def test_verify_command_when_no_finalist_beats_the_base(tmp_path):
     lines = proc.stdout.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("no finalist beats the base config on 2 fresh seeds")
     assert json.loads(out.read_text())["lr"] == pytest.approx(smoke_base()["lr"])
+    prov = json.loads((tmp_path / "best.provenance.json").read_text())
+    assert prov["verification"]["other_metrics"]["verify_data/FreeRun/GeoDeg"] == pytest.approx(
+        table.iloc[0]["verify_data/FreeRun/GeoDeg/mean"])
+
+
+def test_sweep_with_verify_data_that_is_no_dataset(tmp_path):
+    proc = run_cli("sweep", "--smoke-test", "--storage", str(tmp_path / "s"), "--verify-data", str(tmp_path / "no"))
+    assert_one_line_error(proc, str(tmp_path / "no"))
+    assert not (tmp_path / "s").exists()
 
 
 @pytest.mark.parametrize("flag", ["--verify-top", "--verify-seeds"])
