@@ -90,14 +90,24 @@ def evaluate(
     horizon: int | None = None,
     out: str | None = None,
     device: str | None = None,
+    long_s: float | None = None,
+    previews: str | None = None,
 ) -> dict[str, Any]:
     """``motiontune eval``: a checkpoint's metrics on a dataset folder beside the baselines (see
-    ``evaluate.offline.evaluate_checkpoint``); written atomically to ``out`` when given. Returns them."""
+    ``evaluate.offline.evaluate_checkpoint``; ``long_s``: also the ``FreeRun/long`` metrics); written
+    atomically to ``out`` when given; ``previews``: a folder for each clip's free run beside its ground
+    truth (``generate.api.clip_previews``). Returns the metrics."""
     if out is not None and Path(out).is_dir():
         raise ConfigError(f"--out {out}: is a folder, but must be a .json file path")
-    result = evaluate_checkpoint(checkpoint, data, horizon, device)
+    if previews is not None:
+        from trainer_core.generate.api import check_previews_folder, clip_previews
+
+        check_previews_folder(Path(previews))
+    result = evaluate_checkpoint(checkpoint, data, horizon, device, long_s)
     if out is not None:
         atomic_write_json(Path(out), result)
+    if previews is not None:
+        clip_previews(checkpoint, data, previews)
     return result
 
 

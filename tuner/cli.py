@@ -86,11 +86,13 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--horizon", type=int, help="free-run frames per window (default: the checkpoint's config's)")
     p.add_argument("--out", metavar="FILE.json", help="write every number as JSON")
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: the checkpoint's config's)")
+    p.add_argument("--long", type=float, metavar="SECONDS", help="also FreeRun/long: SECONDS-long rollouts per clip")
+    p.add_argument("--previews", metavar="DIR", help="write each clip's free run beside its ground truth, DIR/CLIP.gif")
 
     def run(a: argparse.Namespace) -> int:
         from trainer_core.evaluate.offline import format_table
 
-        print(format_table(_api().evaluate(a.checkpoint, a.data, a.horizon, a.out, a.device)))
+        print(format_table(_api().evaluate(a.checkpoint, a.data, a.horizon, a.out, a.device, a.long, a.previews)))
         if a.out:
             print(f"\nwritten: {a.out}")
         return 0

@@ -30,6 +30,7 @@ from trainer_core.data.device_data import Split, build_split
 from trainer_core.data.features import Normalizer, frame_layout
 from trainer_core.data.skeleton import HIERARCHY_FILE
 from trainer_core.errors import CheckpointError, ConfigError, DataError
+from trainer_core.evaluate.long_rollout import check_seconds, checkpoint_long_metrics, format_long
 from trainer_core.evaluate.metrics import baselines, evaluate, freerun_starts, teacher_starts
 from trainer_core.model.model import Arch, MotionModel
 from trainer_core.train import checkpoint as ckpt
@@ -129,6 +130,7 @@ def evaluate_checkpoint(
     data: str | Path | None,
     horizon: int | None = None,
     device: str | None = None,
+    long_s: float | None = None,
 ) -> dict[str, Any]:
     """Teacher and free-run metrics of a trained model on every clip of a dataset folder.
 
@@ -139,6 +141,8 @@ def evaluate_checkpoint(
         horizon: free-run frames per window; None: the checkpoint config's
             ``eval_freerun_horizon``.
         device: ``auto``, ``cpu``, ``cuda[:N]``; None: the checkpoint config's.
+        long_s: also roll out this many seconds from every clip and report ``long``, the
+            ``FreeRun/long`` metrics (``evaluate.long_rollout``); None: not.
 
     Returns:
         A JSON-ready dict: ``checkpoint``, ``epoch``, ``horizon``, ``device``,
@@ -167,6 +171,8 @@ def evaluate_checkpoint(
         horizon = cfg.freerun.eval_freerun_horizon
     if horizon < 1:
         raise ConfigError(f"--horizon is {horizon}, but must be >= 1 (free-run frames per window)")
+    if long_s is not None:
+        check_seconds(long_s)
     dataset = load_dataset(data)
     check_skeleton(state, dataset, where)
     dev = resolve_device(device or cfg.run.device)
@@ -187,7 +193,7 @@ def evaluate_checkpoint(
             clips[clip.name] = {"frames": clip.n_frames, "skipped": str(e)}
             continue
         clips[clip.name] = _scored(model, norm, cfg, dataset, clip_split, horizon, dev)
-    return {
+    result = {
         "checkpoint": where,
         "epoch": state["epoch"],
         "horizon": horizon,
@@ -201,6 +207,9 @@ def evaluate_checkpoint(
         "overall": overall,
         "clips": clips,
     }
+    if long_s is not None:
+        result["long"] = checkpoint_long_metrics(model, norm, cfg, dataset.skeleton, split, long_s, dev)
+    return result
 
 
 def _fmt(v: float | None, width: int, digits: int = 3) -> str:
@@ -236,4 +245,6 @@ def format_table(result: dict[str, Any], baseline: str = PRIMARY_BASELINE) -> st
             row += _fmt(e["model"][k], len(k) + 3) + _fmt(e["baselines"][baseline][k], len(baseline) + 3)
             row += _fmt(e["ratio"][baseline][k], 7, 2)
         lines.append(row)
+    if "long" in result:
+        lines += ["", format_long(result["long"])]
     return "\n".join(lines)
