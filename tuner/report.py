@@ -27,6 +27,7 @@ from search_spaces.catalog import FAMILIES  # noqa: E402
 from search_spaces.spec import SearchSpace, space_from_dict  # noqa: E402
 from trainer_core.io_utils import atomic_write, atomic_write_text  # noqa: E402
 from tuner.experiment import ExperimentError, ExperimentMeta  # noqa: E402
+from tuner.report_preview import best_trial_preview  # noqa: E402
 from tuner.results import PARAM_PREFIX, collect_results, finished_trials  # noqa: E402
 from tuner.usage import storage_line  # noqa: E402
 from tuner.verify import load_verification  # noqa: E402
@@ -297,6 +298,11 @@ def report(experiment_dir: str, out: str | None = None) -> Report:
         "parallel.png": "Parallel coordinates of the top trials, coloured by their objective",
     }
     summary = _summary(meta, trials, ranked, importances, flagged)
+    preview, caption = best_trial_preview(ranked.iloc[0], out_dir)
+    if preview is not None:
+        images[preview] = caption
+    else:
+        summary += f"\n\n{caption}"
     table = load_verification(meta)
     if table is not None:
         plot_verification(table, out_dir / "verification.png")
