@@ -11,13 +11,17 @@ from typing import Any
 from ray import tune
 
 
+def _trial_id(trial: Any) -> str:
+    return trial.trial_id
+
+
 class TrialLines(tune.Callback):
     """``[  12.3s] trial   3/16 <label> done  epochs 30  FreeRun/GeoDeg 6.9  best so far 6.5``, per finished trial."""
 
     def __init__(self, metric: str, mode: str, samples: int, label: Callable[[Any], str] | None = None,
                  word: str = "trial"):  # fmt: skip
         self.metric, self.mode, self.samples = metric, mode, samples
-        self.label = label or (lambda trial: trial.trial_id)
+        self.label = label or _trial_id
         self.word = word
         self.done = 0
         self.best: float | None = None

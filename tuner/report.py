@@ -254,8 +254,8 @@ def _verification_summary(table: pd.DataFrame) -> str:
         name = "base" if r["is_base"] else str(r["label"])
         gain = "" if r["is_base"] else (f"{r['best_improvement_mean']:+.4f} [{r['best_improvement_lo']:+.4f}, "
                                         f"{r['best_improvement_hi']:+.4f}]")  # fmt: skip
-        lines.append(f"  {r['rank']}. {name:<24} {r['best_mean']:.4f} ± {r['best_sd']:.4f}  "
-                     f"{r['search_value']:>8.4f}  {gain}")  # fmt: skip
+        search = f"{r['search_value']:>8.4f}" if math.isfinite(r["search_value"]) else f"{'-':>8}"
+        lines.append(f"  {r['rank']}. {name:<24} {r['best_mean']:.4f} ± {r['best_sd']:.4f}  {search}  {gain}")
     return "\n".join(lines)
 
 

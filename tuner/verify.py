@@ -105,7 +105,7 @@ def check_counts(top: int | None, seeds: int | None, top_flag: str, seeds_flag: 
     if top is not None and top < 1:
         problems.append(f"{top_flag} is {top}, but must be >= 1 (finalists to re-train besides the base config)")
     if seeds is not None and seeds < 1:
-        problems.append(f"{seeds_flag} is {seeds}, but must be >= 1 (fresh seeds per config; 2 or more for an interval)")
+        problems.append(f"{seeds_flag} is {seeds}, but must be >= 1 (seeds per config; 2 or more give an interval)")
     if problems:
         raise ConfigError("; ".join(problems))
 
@@ -138,8 +138,8 @@ def make_plan(meta: ExperimentMeta, top: int, n_seeds: int, data: str | None = N
     trials, history = collect_results(meta)
     if finished_trials(trials, meta.metric).empty:
         raise ExperimentError(
-            f"{meta.path}: no finished trial to verify (every trial is still running, diverged or failed); "
-            "finish the sweep with `motiontune resume` first"
+            f"{meta.path}: no finished trial to verify: every trial diverged, failed or is still running "
+            "(`motiontune resume` finishes running ones)"
         )
     ranked = rank_trials(trials, history, meta.metric, meta.mode)
     ranked["search_rank"] = range(1, len(ranked) + 1)

@@ -1,9 +1,10 @@
 """``verification.png``: the winner's curse made visible.
 
 Per config (verified rank order, left to right): one dot per fresh seed
-(coloured by seed, so the pairing across configs shows), the mean with its 95%
-t interval, and the value the search saw on its one seed (a red cross). The
-base config's verified mean is the dashed reference line.
+(coloured by seed, so the pairing across configs shows), to their right the
+mean with its 95% t interval, to their left the value the search saw on its
+one seed (a red cross). The base config's verified mean is the dashed
+reference line.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def plot_verification(table: pd.DataFrame, path: Path) -> None:
         elif math.isfinite(mean):
             ax.scatter(x + 0.3, mean, color="black", zorder=4, label=once("mean"))
         if math.isfinite(r["search_value"]):
-            ax.scatter(x, r["search_value"], marker="x", color="tab:red", s=60, zorder=5,
+            ax.scatter(x - 0.3, r["search_value"], marker="x", color="tab:red", s=60, zorder=5,
                        label=once("search-time value (1 seed)"))
     base = table[table["is_base"]]
     if len(base) and math.isfinite(base["best_mean"].iloc[0]):
