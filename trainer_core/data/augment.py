@@ -3,7 +3,7 @@
 - ``mirror``: half the windows swap left and right (see ``mirror.py``): local
   rotations and angular velocity through each joint's frame map, the lateral
   root velocity and the yaw rate negated, the soft contacts ``[L, R]`` swapped,
-  so the gait phase (from the left-minus-right contact signal) turns by pi; the
+  so the gait phase (0 at a left foot strike, pi at a right one) turns by pi; the
   control's lateral velocity and yaw rate negated, its gait period kept.
 - ``speed_scale_range``: each window is resampled in time by ``s`` drawn
   uniformly from ``[lo, hi]``: output frame ``i`` is source position
@@ -18,8 +18,10 @@
 A mirrored or resampled batch is its own ``Split`` of ``B (T+1)`` frames, each
 window a clip of its own, with normalized features rebuilt by the run's
 ``Normalizer`` and FK recomputed, so the loss code runs on it unchanged. Every
-random draw comes from the epoch's generator (``--resume`` stays exact) and
-nothing syncs with the host. With augmentation off nothing here runs.
+random draw comes from the epoch's generator (``--resume`` stays exact); draws,
+gathers and interpolation stay on the device, with no host sync beyond the small
+index copies FK makes (as the loss's own FK does). With augmentation off nothing
+here runs.
 """
 
 from __future__ import annotations
@@ -49,9 +51,7 @@ class Augmenter:
     noise_std: float
 
     @classmethod
-    def create(
-        cls, aug: AugmentConfig, skeleton: Skeleton, train: Split, norm: Normalizer
-    ) -> Augmenter | None:
+    def create(cls, aug: AugmentConfig, skeleton: Skeleton, train: Split, norm: Normalizer) -> Augmenter | None:
         """ConfigError (before anything is written) if mirroring cannot work on this skeleton."""
         device = train.x.device
         mirror = None
