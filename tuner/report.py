@@ -196,7 +196,7 @@ def plot_parallel(top: pd.DataFrame, space: SearchSpace, metric: str, path: Path
     cmap = plt.cm.viridis_r
     scaled = {}
     for c in cols:
-        v = pd.to_numeric(top[c], errors="coerce")
+        v = pd.to_numeric(top[c], errors="coerce").astype(float)  # bool choices count as 0/1
         if v.isna().all():  # categorical strings: rank them
             v = top[c].astype("category").cat.codes.astype(float)
         dist = _distribution(space, c[len(PARAM_PREFIX) :], v.dropna())
