@@ -29,13 +29,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.flop_counter import FlopCounterMode
 
-from trainer_core.data.clip import load_npz
 from trainer_core.config_load import load_config
-from trainer_core.data.splits import split_clips
+from trainer_core.data.clip import load_npz
 from trainer_core.data.device_data import Split, _pack_raw, _raw_frames
+from trainer_core.data.splits import split_clips
 from trainer_core.model.geometry import forward_kinematics, rot6d_to_matrix
-from trainer_core.train.schedules import plan_epoch, tf_ratio
 from trainer_core.train.loop import Setup, epoch_batches, setup, train_step
+from trainer_core.train.schedules import plan_epoch, tf_ratio
 
 
 class NpzWindows(Dataset):
@@ -76,6 +76,8 @@ class NpzWindows(Dataset):
             "contacts": raw["contacts"][idx],
             "phase": raw["phase"][idx],
             "log_period": raw["period"][idx].log(),
+            "ctrl_raw": raw["ctrl"][idx],
+            "ctrl_full": raw["ctrl_full"][idx],
             "valid": torch.tensor(n),
         }
 
@@ -86,7 +88,10 @@ def batch_to_split(batch: dict[str, torch.Tensor], like: Split, device: torch.de
     flat = {k: v.to(device, non_blocking=True).flatten(0, 1) for k, v in batch.items() if k != "valid"}
     starts = torch.arange(B, device=device) * L
     clip_end = (starts + batch["valid"].to(device)).repeat_interleave(L)
-    split = Split(**flat, clip_end=clip_end, window_starts=starts, fps=like.fps, names=like.names)
+    clip_begin = starts.repeat_interleave(L)
+    split = Split(
+        **flat, clip_end=clip_end, clip_begin=clip_begin, window_starts=starts, fps=like.fps, names=like.names
+    )
     return split, starts
 
 

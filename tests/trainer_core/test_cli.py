@@ -81,12 +81,14 @@ def test_bvh_without_motion_section(tmp_path):
 
 
 def _dataset_with(tmp_path, mutate):
-    """A copy of the bundled dataset with one clip rewritten by ``mutate(arrays)``."""
+    """A copy of the bundled dataset with one clip rewritten by ``mutate(arrays)`` (of the full NPZ format)."""
+    from trainer_core.data.clip import load_npz, save_npz
     from trainer_core.data.datasets import bundled_dataset_dir
 
     ds = tmp_path / "ds"
     shutil.copytree(bundled_dataset_dir(), ds)
     victim = sorted(ds.glob("*.npz"))[3]
+    save_npz(load_npz(victim), victim)  # the bundle is compact: write this clip's every array
     with np.load(victim) as z:
         arrays = {k: z[k] for k in z.files}
     mutate(arrays)

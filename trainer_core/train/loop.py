@@ -18,22 +18,25 @@ from typing import Any
 
 import torch
 
-from trainer_core.train import checkpoint as ckpt
 from trainer_core.config import LOSS_GROUPS, TrainConfig
-from trainer_core.data.datasets import Dataset, load_dataset, split_clips
+from trainer_core.data.augment import Augmenter
+from trainer_core.data.datasets import Dataset, load_dataset
 from trainer_core.data.device_data import Split, build_split, fit_normalizer
-from trainer_core.errors import CheckpointError, ConfigError, DivergedError, did_you_mean
-from trainer_core.evaluate.metrics import baseline, evaluate
 from trainer_core.data.features import COND_LAYOUT, Normalizer, frame_layout
+from trainer_core.data.splits import split_dataset
+from trainer_core.errors import CheckpointError, ConfigError, DataError, DivergedError, did_you_mean
+from trainer_core.evaluate.metrics import baselines, evaluate
 from trainer_core.io_utils import atomic_write_json, json_safe
-from trainer_core.train.losses import TERM_GROUP, TERMS, Kinematics, freerun_term, step_terms, weighted_total
-from trainer_core.train.metrics_io import FREERUN_PREFIX, MetricsWriter
 from trainer_core.model.model import Arch, MotionModel
 from trainer_core.model.rollout import Runtime, free_run, predict, scheduled_sampling_inputs
+from trainer_core.train import checkpoint as ckpt
+from trainer_core.train.build import build_model, build_runtime
+from trainer_core.train.losses import TERM_GROUP, TERMS, Kinematics, freerun_term, step_terms, weighted_total
+from trainer_core.train.metrics_io import FREERUN_PREFIX, MetricsWriter
 from trainer_core.train.schedules import EpochPlan, plan_epoch, tf_ratio
+from trainer_core.train.summary import SUMMARY_FILE, test_metrics, write_summary
 
 NORM_FILE = "norm_template.json"
-SUMMARY_FILE = "summary.json"
 CONFIG_FILE = "config.json"
 TERM_NAMES = tuple(TERMS)
 
@@ -75,6 +78,10 @@ class Setup:
     rt: Runtime
     model: MotionModel
     opt: torch.optim.Optimizer
+    test: Split | None = None  # evaluated only after the last epoch (and by `motiontune eval`)
+    held_out: dict[str, Any] | None = None  # what val_split/test_split held out
+    val_baselines: dict[str, dict[str, float]] | None = None  # baseline name -> its validation metrics
+    aug: Augmenter | None = None  # the config's augmentation; None: off
 
 
 def arch_for(cfg: TrainConfig, n_joints: int) -> Arch:
@@ -93,7 +100,16 @@ def setup(cfg: TrainConfig, state: dict[str, Any] | None = None) -> Setup:
     """Data, splits on the device, model and optimizer; ``state`` restores a checkpoint."""
     device = resolve_device(cfg.run.device)
     dataset = load_dataset(cfg.data.data)
-    train_clips, val_clips = split_clips(dataset.clips, cfg.data.val_fraction, cfg.freerun.eval_freerun_horizon + 1)
+    if state is not None and state.get("data_fingerprint") not in (None, dataset.fingerprint):
+        raise CheckpointError(
+            f"{dataset.folder}: the dataset differs from the one the checkpoint trained on (fingerprint "
+            f"{dataset.fingerprint[:12]} vs {state['data_fingerprint'][:12]}); resume with the same --data"
+        )
+    fps = check_same_fps(dataset.clips)
+    splits = split_dataset(
+        dataset.clips, cfg.data.val_split, cfg.data.val_fraction, cfg.data.test_split, min_eval_frames(cfg, fps)
+    )
+    train_clips, val_clips = splits.train, splits.val
     layout = frame_layout(dataset.skeleton.n_joints)
     if state is not None:
         norm = Normalizer.from_dict(state["normalizer"], layout, "checkpoint normalizer")
@@ -102,7 +118,11 @@ def setup(cfg: TrainConfig, state: dict[str, Any] | None = None) -> Setup:
     else:
         norm = fit_normalizer(train_clips, dataset.skeleton.n_joints, cfg.data.cond_window_s)
     train = build_split(train_clips, dataset.skeleton, norm, cfg.optim.seq_len, cfg.data.cond_window_s, device)
+    aug = Augmenter.create(cfg.aug, dataset.skeleton, train, norm)  # a bad mirror request fails here
     val = build_split(val_clips, dataset.skeleton, norm, cfg.optim.seq_len, cfg.data.cond_window_s, device)
+    test = None
+    if splits.test:
+        test = build_split(splits.test, dataset.skeleton, norm, cfg.optim.seq_len, cfg.data.cond_window_s, device)
     arch = arch_for(cfg, dataset.skeleton.n_joints)
     if state is not None and state["arch"] != arch.to_dict():
         raise CheckpointError(
@@ -110,16 +130,31 @@ def setup(cfg: TrainConfig, state: dict[str, Any] | None = None) -> Setup:
             "resume with the checkpoint's own config"
         )
     torch.manual_seed(cfg.run.seed)
-    model = MotionModel(arch)
-    model.set_contact_stats(*norm.segment_stats("contacts"))
-    model = model.to(device)
+    model = build_model(arch, norm, device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay, fused=True)
     if state is not None:
         model.load_state_dict(state["model_state_dict"])
         opt.load_state_dict(state["optimizer_state_dict"])
-    kin = Kinematics.create(dataset.skeleton, device)
-    rt = Runtime.create(norm, train.fps, cfg.model.phase_bins, device, cfg.run.amp)
-    return Setup(cfg, device, dataset, norm, train, val, kin, rt, model, opt)
+    kin, rt = build_runtime(cfg, dataset.skeleton, norm, fps, device)
+    return Setup(cfg, device, dataset, norm, train, val, kin, rt, model, opt, test, splits.held_out, aug=aug)
+
+
+def min_eval_frames(cfg: TrainConfig, fps: float) -> int:
+    """Frames a clip needs for one scored free-run window: the first frame (never an input), the start,
+    the horizon, and the control window after the last target."""
+    return cfg.freerun.eval_freerun_horizon + 2 + max(1, int(round(cfg.data.cond_window_s * fps)))
+
+
+def check_same_fps(clips: list) -> float:
+    """Every clip (training, validation and test alike) has one frame rate; else one clear error."""
+    first = clips[0]
+    for c in clips[1:]:
+        if round(c.fps, 3) != round(first.fps, 3):
+            raise DataError(
+                f"clips have different frame rates: {first.name} is {first.fps:g} fps, {c.name} is {c.fps:g} fps; "
+                "re-import them at one rate (motiontune data import-bvh --fps N)"
+            )
+    return float(first.fps)
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -140,22 +175,32 @@ def epoch_batches(s: Setup, generator: torch.Generator) -> list[torch.Tensor]:
 def train_step(
     s: Setup, starts: torch.Tensor, plan: EpochPlan, tf: float, generator: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One optimizer step on windows from ``starts``. Returns the loss and every term, on the device."""
+    """One optimizer step on windows from ``starts``. Returns the loss and every term, on the device.
+
+    With mirroring or speed scaling on, the windows become an augmented ``Split`` of their own
+    (see ``data/augment.py``); input noise goes on the trained pass's inputs only.
+    """
     T = s.cfg.optim.seq_len
+    split = s.train
+    if s.aug is not None and s.aug.rebuilds:
+        split = s.aug.batch(s.train, starts, T, generator)
+        starts = split.window_starts
     idx = starts[:, None] + torch.arange(T + 1, device=starts.device)
-    end = s.train.clip_end[starts][:, None]
+    end = split.clip_end[starts][:, None]
     mask = idx < end
     idx = torch.minimum(idx, end - 1)
-    x_in, R_in = scheduled_sampling_inputs(s.model, s.rt, s.train, idx, tf, generator)
-    step = predict(s.model, s.rt, x_in, s.train.c[idx[:, :-1]], R_in)
+    x_in, R_in = scheduled_sampling_inputs(s.model, s.rt, split, idx, tf, generator)
+    if s.aug is not None:
+        x_in = s.aug.noise(x_in, generator)
+    step = predict(s.model, s.rt, x_in, split.c[idx[:, :-1]], R_in)
     terms = step_terms(
-        s.model, s.rt, s.kin, s.train, step, idx[:, :-1], idx[:, 1:], mask[:, 1:], plan.weights,
+        s.model, s.rt, s.kin, split, step, idx[:, :-1], idx[:, 1:], mask[:, 1:], plan.weights,
         math.radians(s.cfg.freerun.limb_geo_margin_deg),
     )  # fmt: skip
     H = plan.freerun_horizon
     if plan.weights.freerun_weight > 0 and H <= T:
         chunk_starts = idx[:, : T - H + 1 : H][mask[:, : T - H + 1 : H]]
-        terms["freerun"] = freerun_term(s.train, free_run(s.model, s.rt, s.train, chunk_starts, H))
+        terms["freerun"] = freerun_term(split, free_run(s.model, s.rt, split, chunk_starts, H))
     else:
         terms["freerun"] = torch.zeros((), device=starts.device)
     total, _ = weighted_total(terms, plan.weights)
@@ -240,6 +285,8 @@ def _state(s: Setup, epoch: int, metrics: dict, best: float | None, best_epoch: 
         "best_epoch": best_epoch,
         "metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float, str))},
         "data_fingerprint": s.dataset.fingerprint,
+        "skeleton_bones": list(s.dataset.skeleton.bones),
+        "fps": s.rt.fps,
     }
 
 
@@ -276,7 +323,8 @@ def fit(
     best = None if state is None else state.get("best_metric")
     best_epoch = None if state is None else state.get("best_epoch")
     objective, mode = cfg.run.objective, cfg.run.objective_mode
-    base = baseline(s.val, s.kin, cfg.freerun.eval_freerun_horizon)
+    s.val_baselines = baselines(s.val, s.kin, cfg.freerun.eval_freerun_horizon)
+    base = s.val_baselines["copy-last-frame"]
     known = metric_names(tuple(s.kin.groups))
     if objective not in known:
         raise ConfigError(
@@ -308,7 +356,7 @@ def fit(
         valfree = {k: v for k, v in metrics.items() if k.startswith(FREERUN_PREFIX)}
         writer.write_epoch(epoch, teacher, valfree)
         if not math.isfinite(train_stats["loss/total"]):
-            _write_summary(out, s, metrics, base, history, best, best_epoch, "diverged", time.perf_counter() - t_run)
+            write_summary(out, s, metrics, base, history, best, best_epoch, "diverged", time.perf_counter() - t_run)
             raise DivergedError(epoch, f"training loss is {train_stats['loss/total']} (lr={cfg.optim.lr:g})")
         value = float(metrics.get(objective, math.nan))
         is_best = _better(value, best, mode)
@@ -320,45 +368,17 @@ def fit(
         log(_progress_line(epoch, cfg.optim.epochs, metrics, metrics["seconds"]))
         if on_epoch is not None:
             on_epoch(EpochResult(epoch, metrics, path, is_best))
-    return _write_summary(
+    summary = write_summary(
         out, s, last_metrics, base, history, best, best_epoch, "finished", time.perf_counter() - t_run
     )
-
-
-def _write_summary(
-    out: Path,
-    s: Setup,
-    final: dict[str, Any],
-    base: dict[str, float],
-    history: list[dict[str, Any]],
-    best: float | None,
-    best_epoch: int | None,
-    status: str,
-    wall_s: float,
-) -> dict[str, Any]:
-    best_metrics = next((h for h in history if h.get("epoch") == best_epoch), None)
-    compare = ("GeoDeg", "FreeRun/GeoDeg", "RootVelMAE", "FreeRun/RootVelMAE", "YawAbsDeg", "FreeRun/YawAbsDeg")
-    summary = {
-        "status": status,
-        "epochs": s.cfg.optim.epochs,
-        "last_epoch": final.get("epoch"),
-        "device": str(s.device),
-        "wall_s": round(wall_s, 2),
-        "objective": s.cfg.run.objective,
-        "objective_mode": s.cfg.run.objective_mode,
-        "best": {"epoch": best_epoch, "value": best, "metrics": best_metrics},
-        "final": {k: v for k, v in final.items() if isinstance(v, (int, float, str))},
-        "baseline": {"name": "copy-last-frame", **base},
-        "beats_baseline": {
-            k: bool(math.isfinite(final.get(k, math.nan)) and final[k] < base[k]) for k in compare if k in final
-        },
-        "data": {
-            "folder": str(s.dataset.folder),
-            "fingerprint": s.dataset.fingerprint,
-            "train_clips": s.train.names,
-            "val_clips": s.val.names,
-        },
-    }
-    summary = json_safe(summary)
-    atomic_write_json(out / SUMMARY_FILE, summary)
+    if s.test is not None:
+        summary["test"] = json_safe(test_metrics(s, out))
+        atomic_write_json(out / SUMMARY_FILE, summary)
+        t = summary["test"]
+        model, base = t["model"], t["baselines"]["copy-last-frame"]
+        log(
+            f"test ({len(s.test.names)} held-out clips, best_model.pt of epoch {t['epoch']}): "
+            f"GeoDeg {model['GeoDeg']:.3f} FreeRun/GeoDeg {model['FreeRun/GeoDeg']:.3f} | copy-last "
+            f"{base['GeoDeg']:.3f} / {base['FreeRun/GeoDeg']:.3f}"
+        )
     return summary
