@@ -7,15 +7,15 @@ import datetime as _dt
 from pathlib import Path
 from typing import Any
 
-from trainer_core.train import checkpoint as ckpt
-from trainer_core.data.bvh import ImportOptions, read_units
-from trainer_core.data.clip import load_clip, save_clip
 from trainer_core.config import TrainConfig
 from trainer_core.config_load import config_from_dict, load_config, parse_set_option, smoke_config
+from trainer_core.data.bvh import ImportOptions, read_units
+from trainer_core.data.clip import load_clip, save_clip
 from trainer_core.data.datasets import dataset_profile, import_bvh_files, load_dataset
 from trainer_core.errors import ConfigError, DataError
 from trainer_core.evaluate.offline import evaluate_checkpoint
 from trainer_core.io_utils import atomic_write_json
+from trainer_core.train import checkpoint as ckpt
 from trainer_core.train.loop import fit
 
 RESULTS_ROOT = Path("results")

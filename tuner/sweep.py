@@ -26,8 +26,8 @@ from trainer_core.config import TrainConfig
 from trainer_core.config_load import load_config, smoke_config
 from trainer_core.data.datasets import load_dataset
 from trainer_core.errors import ConfigError
-from trainer_core.train.schedules import plan_epoch
 from trainer_core.train.loop import metric_names
+from trainer_core.train.schedules import plan_epoch
 from tuner.experiment import (
     TRIALS_FILE,
     ExperimentError,

@@ -40,10 +40,10 @@ from ray import tune
 
 from search_spaces.mapping import params_to_config
 from search_spaces.spec import space_from_dict
-from trainer_core.train import checkpoint as ckpt
 from trainer_core.config import TrainConfig
 from trainer_core.config_load import config_from_dict
 from trainer_core.errors import DivergedError
+from trainer_core.train import checkpoint as ckpt
 from trainer_core.train.loop import EpochResult, fit
 
 RUN_DIR = "run"  # the trainer's own output inside each trial's directory

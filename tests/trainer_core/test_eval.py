@@ -32,8 +32,8 @@ def _write_dataset(folder, skeleton, clips):
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """A tiny model trained on the bundled mocap, and a folder holding only its validation clips."""
-    from trainer_core.config_load import config_from_dict, load_config
     from tests.conftest import tiny_overrides
+    from trainer_core.config_load import config_from_dict, load_config
 
     root = tmp_path_factory.mktemp("eval")
     cfg = config_from_dict({**load_config().to_dict(), **tiny_overrides(epochs=2)}, "tiny test config")

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from trainer_core.train import checkpoint as ckpt
 from trainer_core.errors import CheckpointError, DivergedError
+from trainer_core.train import checkpoint as ckpt
 from trainer_core.train.loop import fit
 
 EXPECTED_METRICS = ("GeoDeg", "YawAbsDeg", "RootVelMAE", "FootContact", "loss_group/core", "loss_group/aux",

@@ -42,18 +42,17 @@ import torch
 
 from trainer_core.config import TrainConfig
 from trainer_core.data.datasets import load_dataset
-from trainer_core.data.splits import split_dataset
 from trainer_core.data.device_data import Split
 from trainer_core.data.features import Normalizer
 from trainer_core.data.skeleton import Skeleton, find_feet
+from trainer_core.data.splits import split_dataset
 from trainer_core.errors import ConfigError, DataError
 from trainer_core.generate.control import held_index
 from trainer_core.generate.rollout import autoregress
 from trainer_core.generate.trajectory import WorldMotion, integrate_yaw, world_motion
-from trainer_core.model.geometry import geodesic_angle
+from trainer_core.model.geometry import geodesic_angle, rot6d_to_matrix
 from trainer_core.model.model import MotionModel
 from trainer_core.model.rollout import Runtime
-from trainer_core.model.geometry import rot6d_to_matrix
 from trainer_core.train.build import build_runtime
 from trainer_core.train.loop import min_eval_frames
 
