@@ -361,7 +361,8 @@ def _report(a: argparse.Namespace) -> int:
 
 
 def _add_resume_export(sub: argparse._SubParsersAction) -> None:
-    r = sub.add_parser("resume", help="finish an interrupted sweep", description="Resume a sweep.")
+    r = sub.add_parser("resume", help="finish an interrupted sweep (its search, then its verification)",
+                       description="Resume a sweep: the search, then the verification, keeping finished trials.")
     r.add_argument("experiment", metavar="EXPERIMENT_DIR")
     r.add_argument("--address", help="Ray cluster to join")
     r.add_argument("--shared-storage", action="store_true", help="vouch that the experiment's path is on every node")
