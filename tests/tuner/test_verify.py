@@ -154,7 +154,8 @@ def test_verify_command_when_no_finalist_beats_the_base(tmp_path):
     clips = [str(MOCAP_DIR / f"dataset-1_{name}_001.bvh") for name in ("run_happy", "walk-left_normal")]
     assert run_cli("data", "import-bvh", *clips, "--out", str(tmp_path / "other")).returncode == 0
 
-    (tmp_path / "base.json").write_text(json.dumps(smoke_base()))
+    # A test split too: its metrics (summary.json -> test) are carried into verification.parquet.
+    (tmp_path / "base.json").write_text(json.dumps({**smoke_base(), "test_split": {"group": "style", "fraction": 0.1}}))
     space = {"name": "tiny_lr", "params": {"lr": {"choices": [1e-7, 2e-7]}}}
     (tmp_path / "space.json").write_text(json.dumps(space))
     proc = run_cli("sweep", "--config", str(tmp_path / "base.json"), "--space", str(tmp_path / "space.json"),
@@ -172,6 +173,9 @@ def test_verify_command_when_no_finalist_beats_the_base(tmp_path):
         assert len(other) == 2 and all(math.isfinite(v) and v > 0 for v in other)
         assert row["verify_data/FreeRun/GeoDeg/mean"] == pytest.approx(statistics.fmean(other))
         assert copy_last[0] == pytest.approx(copy_last[1])  # the baseline does not depend on the seed
+        for value, checkpoint in zip(row["test/FreeRun/GeoDeg"], row["checkpoints"]):
+            summary = json.loads((Path(checkpoint).parent / "summary.json").read_text())
+            assert value == pytest.approx(summary["test"]["model"]["FreeRun/GeoDeg"])
     assert table.iloc[1]["best_improvement_mean"] < 0 and all(g < 0 for g in table.iloc[1]["best_improvement"])
     assert table.iloc[0]["search_rank"] == -1 and math.isnan(table.iloc[0]["search_value"])  # base not searched
     out = tmp_path / "best.json"
