@@ -185,7 +185,7 @@ def summarise(traces: dict[str, list[Trace]], targets: dict[str, float], budget:
         row = {"strategy": strat, "best": _fmt([r.best[-1] for r in runs], ".3f")}
         if math.isfinite(base_verified):
             row["verified pick"] = _fmt([r.verified for r in runs], ".3f")
-            row["verified - base"] = _fmt([r.verified - base_verified for r in runs], "+.3f")
+            row["verified - base"] = _fmt([r.verified - base_verified for r in runs], ".3f")
         for tname, target in targets.items():
             epochs, secs, missed = [], [], 0
             for r in runs:
