@@ -101,6 +101,23 @@ class Skeleton:
             raise DataError(f"{hier_path}: {e}") from None
 
 
+def first_bone_mismatch(
+    model_bones: list[str] | tuple[str, ...], bones: tuple[str, ...], model_where: str
+) -> str | None:
+    """Where ``bones`` first differs from a model's bones (names in order), said in words; None if they agree."""
+    for j in range(max(len(model_bones), len(bones))):
+        want = model_bones[j] if j < len(model_bones) else None
+        have = bones[j] if j < len(bones) else None
+        if want == have:
+            continue
+        if have is None:
+            return f"the skeleton ends after {j} joints, but the model's joint {j} is `{want}`"
+        if want is None:
+            return f"joint {j} is `{have}`, but the model's skeleton ends after {j} joints"
+        return f"joint {j} is `{have}`, but the model in {model_where} has `{want}` there"
+    return None
+
+
 _LEFT = re.compile(r"(^|[^a-z])l($|[^a-z])|left", re.IGNORECASE)
 _RIGHT = re.compile(r"(^|[^a-z])r($|[^a-z])|right", re.IGNORECASE)
 

@@ -16,7 +16,6 @@ count).
 from __future__ import annotations
 
 import math
-from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ from trainer_core.data.clip import Clip
 from trainer_core.data.datasets import Dataset, load_dataset
 from trainer_core.data.device_data import Split, build_split
 from trainer_core.data.features import Normalizer, frame_layout
-from trainer_core.data.skeleton import HIERARCHY_FILE
+from trainer_core.data.skeleton import HIERARCHY_FILE, first_bone_mismatch
 from trainer_core.errors import CheckpointError, ConfigError, DataError
 from trainer_core.evaluate.long_rollout import check_seconds, checkpoint_long_metrics, format_long
 from trainer_core.evaluate.metrics import baselines, evaluate, freerun_starts, teacher_starts
@@ -54,15 +53,8 @@ def check_skeleton(state: dict[str, Any], dataset: Dataset, where: str) -> None:
                 f"was trained on {n}; {fix}"
             )
         return
-    for j, (want, have) in enumerate(zip_longest(bones, dataset.skeleton.bones)):
-        if want == have:
-            continue
-        if have is None:
-            found = f"the skeleton ends after {j} joints, but the model's joint {j} is `{want}`"
-        elif want is None:
-            found = f"joint {j} is `{have}`, but the model's skeleton ends after {j} joints"
-        else:
-            found = f"joint {j} is `{have}`, but the model in {where} has `{want}` there"
+    found = first_bone_mismatch(bones, dataset.skeleton.bones, where)
+    if found is not None:
         raise DataError(f"{hierarchy}: {found}; {fix}")
 
 

@@ -20,7 +20,6 @@ and the config. Loading it and rolling it out (the guide's Q6)::
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,7 @@ from trainer_core.data.clip import Clip
 from trainer_core.data.datasets import bundled_dataset_dir
 from trainer_core.data.device_data import build_split
 from trainer_core.data.features import Normalizer, frame_layout
-from trainer_core.data.skeleton import HIERARCHY_FILE, Skeleton
+from trainer_core.data.skeleton import HIERARCHY_FILE, Skeleton, first_bone_mismatch
 from trainer_core.errors import CheckpointError, ConfigError, DataError
 from trainer_core.generate.control import Control, control_sequence, parse_control
 from trainer_core.generate.rollout import rollout_clip
@@ -71,15 +70,8 @@ def skeleton_from_dict(obj: dict[str, Any]) -> Skeleton:
 def check_bones(model_bones: list[str] | tuple[str, ...], skeleton: Skeleton, model_where: str, where: str) -> None:
     """Raise ``DataError`` naming the first joint where ``skeleton`` differs from the model's bones."""
     fix = "start from a clip of the model's skeleton (the same joint names in the same order)"
-    for j, (want, have) in enumerate(zip_longest(model_bones, skeleton.bones)):
-        if want == have:
-            continue
-        if have is None:
-            found = f"the skeleton ends after {j} joints, but the model's joint {j} is `{want}`"
-        elif want is None:
-            found = f"joint {j} is `{have}`, but the model's skeleton ends after {j} joints"
-        else:
-            found = f"joint {j} is `{have}`, but the model in {model_where} has `{want}` there"
+    found = first_bone_mismatch(model_bones, skeleton.bones, model_where)
+    if found is not None:
         raise DataError(f"{where}: {found}; {fix}")
 
 
