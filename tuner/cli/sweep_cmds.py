@@ -1,0 +1,225 @@
+"""``sweep``, ``resume``, ``verify``, ``export`` and ``report``: the Ray Tune side."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def _print_sweep_summary(summary: dict[str, Any]) -> None:
+    from tuner.results import finished_trials
+    from tuner.usage import storage_line
+
+    trials = summary["trials"]
+    metric, mode = summary["metric"], summary["mode"]
+    counts = trials["status"].value_counts().to_dict() if len(trials) else {}
+    parts = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
+    print(f"experiment: {summary['experiment']}")
+    print(f"trials: {len(trials)} ({parts})")
+    print(storage_line(summary["experiment"]))
+    col = f"best/{metric}"
+    ok = finished_trials(trials, metric) if len(trials) else trials
+    if len(ok):
+        best = ok.sort_values(col, ascending=(mode == "min")).iloc[0]
+        print(
+            f"best: trial {best['trial_id']} {metric} {best[col]:.4f} (epoch {best['best_epoch']} of {best['epochs']})"
+        )
+    else:
+        print("best: none (no trial finished)")
+    if summary.get("verification") is not None:
+        _print_verification(summary["verification"], summary["experiment"])
+    elif len(ok):
+        print("unverified: the best above is one seed's value; `motiontune verify` re-trains the finalists")
+        print(f"export it: motiontune export {summary['experiment']} --out best.json")
+
+
+def _print_verification(table: Any, experiment: str) -> None:
+    """The verified ranking: mean ± sd over the fresh seeds, the search-time value, the paired gain over the base."""
+    seeds = len(table["seeds"].iloc[0]) if len(table) else 0
+    print(f"verified on {seeds} fresh seeds (best epoch of each run; improvement = paired gain over the base, "
+          "95% t interval):")  # fmt: skip
+    for _, r in table.iterrows():
+        name = "base config" if r["is_base"] else f"trial {r['label']}"
+        search = f"search {r['search_value']:.4f}" if r["search_value"] == r["search_value"] else "search -"
+        gain = "" if r["is_base"] else (
+            f"  improvement {r['best_improvement_mean']:+.4f} [{r['best_improvement_lo']:+.4f}, "
+            f"{r['best_improvement_hi']:+.4f}]" + (" excludes 0" if r["best_excludes_zero"] else "")
+        )  # fmt: skip
+        short = f"  ({r['n_ok']}/{seeds} seeds finished)" if r["n_ok"] < seeds else ""
+        print(f"  {r['rank']}. {name:<18} {r['best_mean']:.4f} ± {r['best_sd']:.4f}  ({search}){gain}{short}")
+    print(f"export the verified winner: motiontune export {experiment} --out best.json")
+
+
+def _parse_resources(items: list[str] | None) -> dict[str, float]:
+    from trainer_core.errors import ConfigError
+
+    out = {}
+    for item in items or []:
+        name, sep, amount = item.partition("=")
+        try:
+            out[name.strip()] = float(amount)
+        except ValueError:
+            sep = ""
+        if not sep or not name.strip():
+            raise ConfigError(f"--resource {item!r}: must be NAME=AMOUNT, e.g. --resource gpu_like=1")
+    return out
+
+
+def _sweep(a: argparse.Namespace) -> int:
+    from tuner.sweep import SweepOptions, launch
+
+    opts = SweepOptions(
+        config=a.config, space=a.space, samples=a.samples, max_concurrent=a.max_concurrent, epochs=a.epochs,
+        cpus_per_trial=a.cpus_per_trial, gpus_per_trial=a.gpus_per_trial, scheduler=a.scheduler,
+        searcher=a.searcher, metric=a.metric, mode=a.mode, seed=a.seed, storage=a.storage, name=a.name,
+        address=a.address, smoke_test=a.smoke_test, optuna_storage=a.optuna_storage,
+        shared_storage=a.shared_storage, resources=_parse_resources(a.resource), budget=a.budget,
+        warm_start=not a.no_warm_start, grace_period=a.grace_period, verify=not a.no_verify,
+        verify_top=a.verify_top, verify_seeds=a.verify_seeds, verify_data=a.verify_data,
+    )  # fmt: skip
+    _print_sweep_summary(launch(opts))
+    return 0
+
+
+def add_sweep(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sweep", help="search hyperparameters with Ray Tune (Optuna TPE + ASHA)",
+                       description="Launch a sweep, locally or on a Ray cluster.")  # fmt: skip
+    p.add_argument("--config", help="base config (default: the packaged exp_phase_mpl.json; warm start)")
+    p.add_argument("--space", default="default", help="default, small, wide or a space .json file")
+    p.add_argument("--samples", type=int, default=16, help="trials in all (default 16)")
+    p.add_argument("--max-concurrent", type=int, help="trials at once (default: as many as resources allow)")
+    p.add_argument("--epochs", type=int, help="epochs per trial (default: the config's); ASHA's max_t")
+    p.add_argument("--cpus-per-trial", type=float, default=1.0)
+    p.add_argument("--gpus-per-trial", type=float, default=0.0, help="fractions share a GPU: 0.25 packs four")
+    p.add_argument("--scheduler", default="asha", choices=["asha", "fifo"])
+    p.add_argument("--searcher", default="optuna", choices=["optuna", "random"])
+    p.add_argument("--metric", help="objective (default: FreeRun/GeoDeg)")
+    p.add_argument("--mode", choices=["min", "max"], help="minimise or maximise the objective (default: min)")
+    p.add_argument("--seed", type=int, default=0, help="seeds the sampler")
+    p.add_argument("--storage", default="results", help="experiment root: a path, or s3://, gs://... for clusters")
+    p.add_argument("--name", help="experiment name (default: sweep-<time>)")
+    p.add_argument("--address", help="Ray cluster to join (`auto` for the one this node belongs to)")
+    p.add_argument(
+        "--shared-storage",
+        action="store_true",
+        help="vouch that a local --storage path is mounted on every node of the cluster",
+    )
+    p.add_argument(
+        "--resource",
+        action="append",
+        metavar="NAME=AMOUNT",
+        help="a custom Ray resource each trial needs, e.g. gpu_like=1 (repeatable)",
+    )
+    p.add_argument("--optuna-storage", metavar="URL", help="persist the Optuna study, e.g. sqlite:///study.db")
+    p.add_argument("--grace-period", type=int, help="ASHA's first rung (default: the base's first free-run epoch)")
+    p.add_argument("--budget", type=int, metavar="TRIAL_EPOCHS", help="end the sweep after this many epochs in all")
+    p.add_argument("--no-warm-start", action="store_true", help="do not run the base config as the first trial")
+    p.add_argument("--smoke-test", action="store_true", help="tiny trials (seconds each) on the small space")
+    p.add_argument("--verify-top", type=int, metavar="K",
+                   help="after the search, re-train the K best configs and the base config (default 3; 2 with "
+                        "--smoke-test)")  # fmt: skip
+    p.add_argument(
+        "--verify-seeds",
+        type=int,
+        metavar="S",
+        help="fresh seeds per re-trained config, the same for all (default 3; 2 with --smoke-test)",
+    )
+    p.add_argument(
+        "--verify-data",
+        metavar="DIR",
+        help="also evaluate each re-trained model on this dataset folder (clips no trial trained on)",
+    )
+    p.add_argument("--no-verify", action="store_true", help="skip the verification: export's pick stays unverified")
+    p.set_defaults(func=_sweep)
+
+
+def _resume(a: argparse.Namespace) -> int:
+    from tuner.sweep import resume
+
+    _print_sweep_summary(resume(a.experiment, a.address, a.shared_storage))
+    return 0
+
+
+def _verify(a: argparse.Namespace) -> int:
+    from tuner.sweep import verify_experiment
+
+    summary = verify_experiment(a.experiment, a.top, a.seeds, a.verify_data, a.address, a.shared_storage)
+    _print_verification(summary["verification"], summary["experiment"])
+    return 0
+
+
+def _export_line(rec: dict[str, Any]) -> str:
+    if not rec["verified"]:
+        return f"rank {rec['rank']}: trial {rec['trial_id']} {rec['metric']} {rec['value']:.4f} -> {rec['config']}"
+    v = rec["verification"]
+    seeds = len(v["seeds"])
+    stat = f"{rec['metric']} {v['mean']:.4f} ± {v['sd']:.4f} over {seeds} fresh seeds"
+    if rec["rank"] == 1 and rec["is_base"]:
+        return (f"no finalist beats the base config on {seeds} fresh seeds: exported the best, the base config "
+                f"itself ({stat}) -> {rec['config']}")  # fmt: skip
+    name = "base config" if rec["is_base"] else f"trial {rec['trial_id']}"
+    gain = v["improvement"]
+    lo, hi = gain["ci95"]
+    verdict = "excludes 0" if gain["excludes_zero"] else "includes 0: could be seed luck"
+    return (f"verified rank {rec['rank']}: {name} {stat} (search {rec['search_value']:.4f}); base "
+            f"{v['base']['mean']:.4f} ± {v['base']['sd']:.4f}; improvement {gain['mean']:+.4f} [{lo:+.4f}, {hi:+.4f}] "
+            f"(95% t, {verdict}) -> {rec['config']}")  # fmt: skip
+
+
+def _export(a: argparse.Namespace) -> int:
+    from tuner.export import export
+
+    records = export(a.experiment, a.out, a.top, a.metric, a.mode)
+    for rec in records:
+        print(_export_line(rec))
+    if not records[0]["verified"]:
+        print(f"unverified: {records[0]['unverified']}")
+    return 0
+
+
+def _report(a: argparse.Namespace) -> int:
+    from tuner.report import report
+
+    rep = report(a.experiment, a.out)
+    print(rep.summary)
+    print(f"\nreport: {rep.out / 'index.html'} ({len(rep.images)} plots)")
+    return 0
+
+
+def add_resume_export(sub: argparse._SubParsersAction) -> None:
+    r = sub.add_parser(
+        "resume",
+        help="finish an interrupted sweep (its search, then its verification)",
+        description="Resume a sweep: the search, then the verification, keeping finished trials.",
+    )
+    r.add_argument("experiment", metavar="EXPERIMENT_DIR")
+    r.add_argument("--address", help="Ray cluster to join")
+    r.add_argument("--shared-storage", action="store_true", help="vouch that the experiment's path is on every node")
+    r.set_defaults(func=_resume)
+    e = sub.add_parser("export", help="the best trial's config, as JSON the trainer runs",
+                       description="Export the best config(s) of a sweep.")  # fmt: skip
+    e.add_argument("experiment", metavar="EXPERIMENT_DIR")
+    e.add_argument("--out", help="config path (default: EXPERIMENT_DIR/best_config.json)")
+    e.add_argument("--top", type=int, default=1, help="export the K best (as NAME.top1.json ...)")
+    e.add_argument("--metric", help="rank by this metric (default: the sweep's)")
+    e.add_argument("--mode", choices=["min", "max"])
+    e.set_defaults(func=_export)
+    v = sub.add_parser("verify", help="re-train a sweep's finalists and its base config on fresh seeds",
+                       description="Verify a finished sweep: re-train its K best configs and the base config on S "
+                                   "fresh seeds (the same for all), as Ray Tune trials; writes verification.parquet "
+                                   "and export then writes the verified winner.")  # fmt: skip
+    v.add_argument("experiment", metavar="EXPERIMENT_DIR")
+    v.add_argument("--top", type=int, metavar="K", help="finalists besides the base config (default 3)")
+    v.add_argument("--seeds", type=int, metavar="S", help="fresh seeds per config (default 3)")
+    v.add_argument("--verify-data", metavar="DIR", help="also evaluate each re-trained model on this dataset folder")
+    v.add_argument("--address", help="Ray cluster to join")
+    v.add_argument("--shared-storage", action="store_true", help="vouch that the experiment's path is on every node")
+    v.set_defaults(func=_verify)
+    rp = sub.add_parser("report", help="plots, index.html and a summary of a sweep",
+                        description="Report on a sweep: PNG plots, an index.html and a terminal summary.")  # fmt: skip
+    rp.add_argument("experiment", metavar="EXPERIMENT_DIR")
+    rp.add_argument("--out", help="folder for the report (default: EXPERIMENT_DIR/report)")
+    rp.set_defaults(func=_report)
+
+
+# --- generate / export-model / preview ----------------------------------------------------
