@@ -17,7 +17,7 @@ import dataclasses
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from trainer_core.errors import ConfigError
+from trainer_core.errors import ConfigError, did_you_mean
 from trainer_core.split_spec import SplitSpec
 
 # Loss terms by group, each weighted by its config key (see losses.py).
@@ -29,6 +29,9 @@ LOSS_GROUPS: dict[str, tuple[str, ...]] = {
 WEIGHT_KEYS = tuple(k for keys in LOSS_GROUPS.values() for k in keys)
 DEPRECATED_KEYS = {"w_cond_yaw": "the cond-yaw loss was removed; the key is ignored"}
 TF_MODES = ("epoch_linear", "step_linear", "constant")
+# Loss term name -> its weight key: ``w_fk_pos`` weighs ``fk_pos``, ``freerun_weight`` weighs ``freerun``.
+TERM_KEYS: dict[str, str] = {(k.removeprefix("w_") if k.startswith("w_") else "freerun"): k for k in WEIGHT_KEYS}
+ADAPTIVE_METHODS = ("none", "gradnorm", "uncertainty", "dwa")
 METRIC_MODES = ("min", "max")
 
 
@@ -129,6 +132,9 @@ class ModelConfig:
     dropout: float = 0.1
     phase_bins: int = 8
     """Bins of the phase attention in the period/phase head."""
+    encoder: str | None = None
+    """``best_encoder.pt`` from ``motiontune pretrain``: its weights start the MotionEncoder (and its
+    normalizer is used unless ``bundle_json`` is given); None: a fresh encoder."""
 
     def problems(self) -> list[str]:
         p: list[str] = []
@@ -151,6 +157,9 @@ class OptimConfig:
     """Clip the gradient norm to this; 0 turns clipping off."""
     steps_per_epoch: int | None = None
     """Optimizer steps per epoch; None: one pass over every window start."""
+    grad_accum_steps: int = 1
+    """Micro-batches of ``batch`` windows per optimizer step, each loss divided by this: the step sees
+    ``batch * grad_accum_steps`` windows, in the memory of ``batch``."""
 
     def problems(self) -> list[str]:
         p: list[str] = []
@@ -165,6 +174,7 @@ class OptimConfig:
             self.steps_per_epoch is None or self.steps_per_epoch >= 1,
             f"`steps_per_epoch` is {self.steps_per_epoch}, but must be >= 1 or null",
         )
+        _in_range(p, self, "grad_accum_steps", 1, 1024)
         return p
 
 
@@ -219,6 +229,55 @@ class LossWeights:
 
     def replace(self, overrides: dict[str, float]) -> LossWeights:
         return dataclasses.replace(self, **overrides)
+
+
+@dataclass
+class AdaptiveLossConfig:
+    """The guide's adaptive loss weights (see ``train/adaptive.py``): learned or scheduled multipliers on
+    the configured ``w_*`` of ``adaptive_loss_terms``; every other term keeps its weight."""
+
+    adaptive_loss_method: str = "none"
+    """``none``, ``gradnorm`` (Chen et al. 2018), ``uncertainty`` (Kendall et al. 2018) or ``dwa`` (Liu et al. 2019)."""
+    adaptive_loss_terms: Any = ("fk_pos", "rot_local", "rot_delta")
+    """Loss term names (``TERM_KEYS``), a list or one comma-separated string."""
+    adaptive_loss_alpha: float = 1.5
+    """GradNorm's asymmetry: how strongly a term that trains slower than the others is pushed (0: equal grads)."""
+    adaptive_loss_temperature: float = 2.0
+    """DWA's temperature: large values give near-equal weights, small ones follow the loss ratios sharply."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.adaptive_loss_terms, str):
+            self.adaptive_loss_terms = [t.strip() for t in self.adaptive_loss_terms.split(",") if t.strip()]
+        elif isinstance(self.adaptive_loss_terms, tuple):
+            self.adaptive_loss_terms = list(self.adaptive_loss_terms)
+
+    @property
+    def active(self) -> bool:
+        return self.adaptive_loss_method != "none"
+
+    def problems(self) -> list[str]:
+        p: list[str] = []
+        m = self.adaptive_loss_method
+        _check(
+            p,
+            m in ADAPTIVE_METHODS,
+            f"`adaptive_loss_method` is {m!r}, but must be one of {', '.join(ADAPTIVE_METHODS)}"
+            + did_you_mean(m, ADAPTIVE_METHODS),
+        )
+        terms = self.adaptive_loss_terms
+        if not (isinstance(terms, list) and terms and all(isinstance(t, str) for t in terms)):
+            p.append(f"`adaptive_loss_terms` is {terms!r}, but must be term names, e.g. \"fk_pos,rot_local,rot_delta\"")
+        else:
+            for t in terms:
+                _check(
+                    p,
+                    t in TERM_KEYS,
+                    f"`adaptive_loss_terms` names `{t}`, which is not a loss term{did_you_mean(t, TERM_KEYS)}",
+                )
+            _check(p, len(set(terms)) == len(terms), f"`adaptive_loss_terms` {terms} names a term twice")
+        _in_range(p, self, "adaptive_loss_alpha", 0.0, 10.0)
+        _in_range(p, self, "adaptive_loss_temperature", 0.0, 100.0, "(]")
+        return p
 
 
 @dataclass
@@ -309,6 +368,7 @@ SECTIONS = {
     "tf": TFConfig,
     "loss": LossWeights,
     "freerun": FreeRunConfig,
+    "adaptive": AdaptiveLossConfig,
     "run": RunConfig,
 }
 AUGMENT_KEY = "augmentation"  # the guide's nested block; its keys also work as ``augmentation.KEY``
@@ -330,6 +390,7 @@ class TrainConfig:
     tf: TFConfig = field(default_factory=TFConfig)
     loss: LossWeights = field(default_factory=LossWeights)
     freerun: FreeRunConfig = field(default_factory=FreeRunConfig)
+    adaptive: AdaptiveLossConfig = field(default_factory=AdaptiveLossConfig)
     run: RunConfig = field(default_factory=RunConfig)
     stages: list[Stage] = field(default_factory=list)
     aug: AugmentConfig = field(default_factory=AugmentConfig)
@@ -343,6 +404,7 @@ class TrainConfig:
             + self.tf.problems()
             + self.loss.problems()
             + self.freerun.problems(self.optim.seq_len)
+            + self.adaptive.problems()
             + self.run.problems()
             + self.aug.problems()
             + _stage_problems(self.stages, self.optim.epochs, self.optim.seq_len)

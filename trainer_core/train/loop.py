@@ -30,9 +30,11 @@ from trainer_core.io_utils import atomic_write_json, json_safe
 from trainer_core.model.model import Arch, MotionModel
 from trainer_core.model.rollout import Runtime, free_run, predict, scheduled_sampling_inputs
 from trainer_core.train import checkpoint as ckpt
+from trainer_core.train.adaptive import AdaptiveLoss, shared_layer
 from trainer_core.train.build import build_model, build_runtime
 from trainer_core.train.losses import TERM_GROUP, TERMS, Kinematics, freerun_term, step_terms, weighted_total
 from trainer_core.train.metrics_io import FREERUN_PREFIX, MetricsWriter
+from trainer_core.train.pretrain import load_encoder
 from trainer_core.train.schedules import EpochPlan, plan_epoch, tf_ratio
 from trainer_core.train.summary import SUMMARY_FILE, test_metrics, write_summary
 
@@ -82,6 +84,7 @@ class Setup:
     held_out: dict[str, Any] | None = None  # what val_split/test_split held out
     val_baselines: dict[str, dict[str, float]] | None = None  # baseline name -> its validation metrics
     aug: Augmenter | None = None  # the config's augmentation; None: off
+    adaptive: AdaptiveLoss | None = None  # the adaptive loss weights (method "none": all 1)
 
 
 def arch_for(cfg: TrainConfig, n_joints: int) -> Arch:
@@ -111,10 +114,16 @@ def setup(cfg: TrainConfig, state: dict[str, Any] | None = None) -> Setup:
     )
     train_clips, val_clips = splits.train, splits.val
     layout = frame_layout(dataset.skeleton.n_joints)
+    arch = arch_for(cfg, dataset.skeleton.n_joints)
+    encoder = None
+    if state is None and cfg.model.encoder:  # a bad encoder file fails before anything is built
+        encoder = load_encoder(Path(cfg.model.encoder), arch, dataset.skeleton)
     if state is not None:
         norm = Normalizer.from_dict(state["normalizer"], layout, "checkpoint normalizer")
     elif cfg.data.bundle_json:
         norm = Normalizer.load(Path(cfg.data.bundle_json), layout)
+    elif encoder is not None:
+        norm = Normalizer.from_dict(encoder["normalizer"], layout, f"{cfg.model.encoder} normalizer")
     else:
         norm = fit_normalizer(train_clips, dataset.skeleton.n_joints, cfg.data.cond_window_s)
     train = build_split(train_clips, dataset.skeleton, norm, cfg.optim.seq_len, cfg.data.cond_window_s, device)
@@ -123,7 +132,6 @@ def setup(cfg: TrainConfig, state: dict[str, Any] | None = None) -> Setup:
     test = None
     if splits.test:
         test = build_split(splits.test, dataset.skeleton, norm, cfg.optim.seq_len, cfg.data.cond_window_s, device)
-    arch = arch_for(cfg, dataset.skeleton.n_joints)
     if state is not None and state["arch"] != arch.to_dict():
         raise CheckpointError(
             f"checkpoint architecture {state['arch']} does not match the config's {arch.to_dict()}; "
@@ -132,11 +140,18 @@ def setup(cfg: TrainConfig, state: dict[str, Any] | None = None) -> Setup:
     torch.manual_seed(cfg.run.seed)
     model = build_model(arch, norm, device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay, fused=True)
+    adaptive = AdaptiveLoss(cfg.adaptive, device)
+    if encoder is not None:
+        model.encoder.load_state_dict(encoder["encoder_state_dict"])
     if state is not None:
         model.load_state_dict(state["model_state_dict"])
         opt.load_state_dict(state["optimizer_state_dict"])
+        if state.get("adaptive_state_dict") is not None:
+            adaptive.load_state_dict(state["adaptive_state_dict"])
     kin, rt = build_runtime(cfg, dataset.skeleton, norm, fps, device)
-    return Setup(cfg, device, dataset, norm, train, val, kin, rt, model, opt, test, splits.held_out, aug=aug)
+    return Setup(
+        cfg, device, dataset, norm, train, val, kin, rt, model, opt, test, splits.held_out, aug=aug, adaptive=adaptive
+    )
 
 
 def min_eval_frames(cfg: TrainConfig, fps: float) -> int:
@@ -163,19 +178,45 @@ def epoch_seed(seed: int, epoch: int) -> int:
 
 
 def epoch_batches(s: Setup, generator: torch.Generator) -> list[torch.Tensor]:
-    """Window starts per step: a shuffled pass over every start, or ``steps_per_epoch`` batches."""
-    starts, batch = s.train.window_starts, s.cfg.optim.batch
+    """Window starts per optimizer step, ``(grad_accum_steps, batch)`` each: a shuffled pass over every
+    start, or ``steps_per_epoch`` steps. The draw depends on ``batch * grad_accum_steps`` only, so
+    batch B with N micro-batches trains on exactly the windows of batch N*B."""
+    starts, micro, n_acc = s.train.window_starts, s.cfg.optim.batch, s.cfg.optim.grad_accum_steps
+    batch = micro * n_acc
     steps = s.cfg.optim.steps_per_epoch or max(1, len(starts) // batch)
     need = steps * batch
     order = torch.cat([torch.randperm(len(starts), device=starts.device, generator=generator)
                        for _ in range(math.ceil(need / len(starts)))])  # fmt: skip
-    return list(starts[order[:need]].view(steps, batch))
+    return list(starts[order[:need]].view(steps, n_acc, micro))
 
 
 def train_step(
-    s: Setup, starts: torch.Tensor, plan: EpochPlan, tf: float, generator: torch.Generator
+    s: Setup, micro: torch.Tensor, plan: EpochPlan, tf: float, generator: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One optimizer step on windows from ``starts``. Returns the loss and every term, on the device.
+    """One optimizer step on ``micro`` ``(N, B)`` window starts: N micro-batches, each loss divided by N,
+    gradients accumulated (a 1-D ``(B,)`` is one micro-batch). Returns the mean loss and every term's mean."""
+    if micro.dim() == 1:
+        micro = micro[None]
+    n = micro.shape[0]
+    s.opt.zero_grad(set_to_none=True)
+    total = torch.zeros((), device=micro.device)
+    terms = torch.zeros(len(TERM_NAMES), device=micro.device)
+    for starts in micro:
+        loss, t = accumulate(s, starts, plan, tf, generator, 1.0 / n)
+        total, terms = total + loss / n, terms + t / n
+    if s.cfg.optim.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(s.model.parameters(), s.cfg.optim.grad_clip)
+    s.opt.step()
+    if s.adaptive is not None:
+        s.adaptive.step()
+    return total, terms
+
+
+def accumulate(
+    s: Setup, starts: torch.Tensor, plan: EpochPlan, tf: float, generator: torch.Generator, scale: float = 1.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Forward and backward on windows from ``starts``, adding ``scale`` times the loss's gradient to the
+    parameters' ``.grad``. Returns the (unscaled) loss and every term, on the device.
 
     With mirroring or speed scaling on, the windows become an augmented ``Split`` of their own
     (see ``data/augment.py``); input noise goes on the trained pass's inputs only.
@@ -203,12 +244,15 @@ def train_step(
         terms["freerun"] = freerun_term(split, free_run(s.model, s.rt, split, chunk_starts, H))
     else:
         terms["freerun"] = torch.zeros((), device=starts.device)
-    total, _ = weighted_total(terms, plan.weights)
-    s.opt.zero_grad(set_to_none=True)
-    total.backward()
-    if s.cfg.optim.grad_clip > 0:
-        torch.nn.utils.clip_grad_norm_(s.model.parameters(), s.cfg.optim.grad_clip)
-    s.opt.step()
+    ad = s.adaptive
+    if ad is not None and ad.on:
+        active = ad.active(plan.weights)
+        base = {t: getattr(plan.weights, TERMS[t]) * terms[t] for t in ad.terms}
+        ad.observe(base, shared_layer(s.model), active)
+        total = weighted_total(terms, plan.weights, ad.multipliers())[0] + ad.regularizer(active)
+    else:
+        total = weighted_total(terms, plan.weights)[0]
+    (total * scale).backward()
     return total.detach(), torch.stack([terms[n].detach() for n in TERM_NAMES])
 
 
@@ -229,11 +273,19 @@ def train_epoch(s: Setup, epoch: int) -> dict[str, Any]:
     n = len(batches)
     terms = dict(zip(TERM_NAMES, (term_sum / n).tolist()))
     loss = float(total / n)
+    adaptive: dict[str, float] = {}
+    mult = {name: 1.0 for name in TERM_NAMES}
+    if s.adaptive is not None and s.adaptive.on:
+        base = [getattr(plan.weights, TERMS[t]) * terms[t] for t in s.adaptive.terms]
+        adaptive = s.adaptive.epoch_metrics(base)
+        mult.update(zip(s.adaptive.terms, s.adaptive.weights().tolist()))
+        s.adaptive.end_epoch(base)
     group_values = {g: 0.0 for g in LOSS_GROUPS}
     for name, value in terms.items():
-        group_values[TERM_GROUP[name]] += getattr(plan.weights, TERMS[name]) * value
+        group_values[TERM_GROUP[name]] += mult[name] * getattr(plan.weights, TERMS[name]) * value
     denom = sum(group_values.values())
     return {
+        **adaptive,
         "loss/total": loss,
         **{f"loss/{k}": v for k, v in terms.items()},
         **{f"loss_group/{g}": (v / denom if denom > 0 else 0.0) for g, v in group_values.items()},
@@ -285,6 +337,7 @@ def _state(s: Setup, epoch: int, metrics: dict, best: float | None, best_epoch: 
         "best_epoch": best_epoch,
         "metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float, str))},
         "data_fingerprint": s.dataset.fingerprint,
+        "adaptive_state_dict": s.adaptive.state_dict() if s.adaptive is not None and s.adaptive.on else None,
         "skeleton_bones": list(s.dataset.skeleton.bones),
         "fps": s.rt.fps,
     }

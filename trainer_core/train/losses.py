@@ -145,10 +145,14 @@ def freerun_term(split: Split, roll: Rollout) -> torch.Tensor:
 
 
 def weighted_total(
-    terms: dict[str, torch.Tensor], weights: LossWeights
+    terms: dict[str, torch.Tensor], weights: LossWeights, multipliers: dict[str, torch.Tensor] | None = None
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Total loss and each group's weighted sum."""
+    """Total loss and each group's weighted sum; ``multipliers`` (the adaptive weights) scale some terms' ``w_*``."""
     groups = {g: torch.zeros((), device=next(iter(terms.values())).device) for g in LOSS_GROUPS}
+    multipliers = multipliers or {}
     for name, value in terms.items():
-        groups[TERM_GROUP[name]] = groups[TERM_GROUP[name]] + getattr(weights, TERMS[name]) * value
+        w = getattr(weights, TERMS[name])
+        if name in multipliers:
+            w = multipliers[name] * w
+        groups[TERM_GROUP[name]] = groups[TERM_GROUP[name]] + w * value
     return sum(groups.values()), groups  # type: ignore[return-value]

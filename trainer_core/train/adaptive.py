@@ -1,0 +1,194 @@
+"""Adaptive loss weights: a multiplier on the configured ``w_*`` of each chosen term.
+
+The loss stays ``sum_t w_t L_t`` over every term; for the terms in
+``adaptive_loss_terms`` it becomes ``sum_t a_t w_t L_t`` (+ a regulariser for
+``uncertainty``), where ``a_t`` is the adaptive weight. ``l_t = w_t L_t`` is a
+term's *base loss* (logged as ``adaptive_loss/<term>/base_loss``, ``a_t`` as
+``adaptive_loss/<term>/weight``). A term whose configured weight is 0 in the
+current stage is *inactive*: it neither moves nor moves the others' weights.
+
+- ``gradnorm`` (Chen et al., ICML 2018). ``a`` starts at 1 and is trained by Adam
+  (``ADAPTIVE_LR``) after each optimizer step so that each term's gradient norm
+  ``G_t = a_t ||d l_t / d W||`` on the last shared layer ``W`` (the trunk's linear
+  layer) moves toward ``mean(G) * r_t ** alpha``, where ``r_t`` is the term's
+  loss ratio ``l_t / l_t(first step)`` over the mean ratio: a term with a larger
+  gradient than the others loses weight; with ``alpha > 0`` a term that trains
+  slower (higher ratio) gains weight. Then ``a`` is clamped to ``>= A_MIN`` and
+  renormalised to sum to the number of terms.
+- ``uncertainty`` (Kendall et al., CVPR 2018). A learned log-variance ``s_t``
+  per term (Adam, ``ADAPTIVE_LR``) and the loss ``exp(-s_t) l_t + s_t``, whose
+  optimum is ``a_t = exp(-s_t) = 1 / l_t``: a term with a larger (noisier) loss
+  gets a smaller weight. ``s`` is clamped to ``[-LOGVAR_MAX, LOGVAR_MAX]``.
+- ``dwa`` (Liu et al., CVPR 2019). Fixed within an epoch:
+  ``a_t = K exp(r_t / T) / sum_k exp(r_k / T)`` with ``r_t`` the ratio of the
+  term's mean base loss over the last two epochs and ``K`` the number of terms;
+  1 for the first two epochs. A term whose loss falls slower gets more weight.
+
+Everything needed to continue is in ``state_dict`` (stored in checkpoints).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+from trainer_core.config import TERM_KEYS, AdaptiveLossConfig, LossWeights
+from trainer_core.errors import CheckpointError
+
+ADAPTIVE_LR = 0.025  # Adam learning rate of the GradNorm weights and the log-variances (GradNorm's paper uses 0.025)
+A_MIN = 1e-3  # GradNorm weights are kept at or above this, so they stay positive
+LOGVAR_MAX = 10.0  # |log-variance| bound: uncertainty weights stay in [e^-10, e^10]
+
+
+def shared_layer(model: nn.Module) -> torch.Tensor:
+    """The last layer every head shares: the trunk's linear weight (GradNorm's ``W``)."""
+    return model.trunk[0].weight  # type: ignore[index]
+
+
+class AdaptiveLoss:
+    """The adaptive weights of one run; ``method == "none"`` multiplies by 1 and adds nothing."""
+
+    def __init__(self, cfg: AdaptiveLossConfig, device: torch.device | str = "cpu"):
+        self.method = cfg.adaptive_loss_method
+        self.terms = tuple(cfg.adaptive_loss_terms) if cfg.active else ()
+        self.alpha = cfg.adaptive_loss_alpha
+        self.temperature = cfg.adaptive_loss_temperature
+        n = len(self.terms)
+        self.param: torch.Tensor | None = None
+        self.opt: torch.optim.Optimizer | None = None
+        if self.method in ("gradnorm", "uncertainty"):
+            init = torch.ones(n) if self.method == "gradnorm" else torch.zeros(n)
+            self.param = init.to(device).requires_grad_(True)
+            self.opt = torch.optim.Adam([self.param], lr=ADAPTIVE_LR)
+        self.dwa = torch.ones(n, device=device)
+        self.epoch_losses: list[list[float]] = []  # DWA: mean base loss per term, the last two epochs
+        self.initial = torch.full((n,), math.nan, device=device)  # GradNorm: each term's first base loss
+        self._gsum = torch.zeros(n, device=device)  # GradNorm: ||d l_t / d W|| summed over micro-batches
+        self._lsum = torch.zeros(n, device=device)  # GradNorm: l_t summed over micro-batches
+        self._active = torch.zeros(n, dtype=torch.bool, device=device)
+
+    @property
+    def on(self) -> bool:
+        return bool(self.terms)
+
+    def weights(self) -> torch.Tensor:
+        """``(K,)`` the current adaptive weights, detached."""
+        with torch.no_grad():
+            if self.method == "gradnorm":
+                return self.param.detach().clone()
+            if self.method == "uncertainty":
+                return torch.exp(-self.param.detach())
+            return self.dwa.clone()
+
+    def active(self, weights: LossWeights) -> torch.Tensor:
+        """``(K,)`` bool: the terms whose configured weight is positive in this epoch."""
+        return torch.tensor([getattr(weights, TERM_KEYS[t]) > 0 for t in self.terms], device=self.dwa.device)
+
+    def multipliers(self) -> dict[str, torch.Tensor]:
+        """Term -> the factor on its ``w_*``; carries the gradient to the log-variances for ``uncertainty``."""
+        if self.method == "uncertainty":
+            a = torch.exp(-self.param)
+        else:
+            a = self.weights()
+        return {t: a[i] for i, t in enumerate(self.terms)}
+
+    def regularizer(self, active: torch.Tensor) -> torch.Tensor:
+        """``sum s_t`` over active terms for ``uncertainty``; 0 otherwise."""
+        if self.method != "uncertainty":
+            return torch.zeros((), device=self.dwa.device)
+        return (self.param * active).sum()
+
+    def observe(self, base: dict[str, torch.Tensor], shared: torch.Tensor, active: torch.Tensor) -> None:
+        """GradNorm: record each active term's gradient norm on ``shared`` and its base loss (before backward)."""
+        if self.method != "gradnorm":
+            return
+        self._active = active
+        for i, t in enumerate(self.terms):
+            if not bool(active[i]) or not base[t].requires_grad:
+                continue
+            (g,) = torch.autograd.grad(base[t], shared, retain_graph=True, allow_unused=True)
+            if g is not None:
+                self._gsum[i] += g.float().norm()
+            self._lsum[i] += base[t].detach().float()
+
+    def step(self) -> None:
+        """After the model's optimizer step: move the GradNorm weights or the log-variances."""
+        if self.method == "uncertainty":
+            self.opt.step()
+            self.opt.zero_grad(set_to_none=True)
+            with torch.no_grad():
+                self.param.clamp_(-LOGVAR_MAX, LOGVAR_MAX)
+        elif self.method == "gradnorm":
+            self._gradnorm_step()
+
+    def _gradnorm_step(self) -> None:
+        act = self._active & (self._gsum > 0)
+        g, loss = self._gsum, self._lsum
+        self._gsum, self._lsum = torch.zeros_like(g), torch.zeros_like(loss)
+        if int(act.sum()) < 2:  # one term has nothing to balance against
+            return
+        with torch.no_grad():
+            first = torch.isnan(self.initial) & act
+            self.initial[first] = loss[first].clamp_min(1e-12)
+            ratio = loss / self.initial
+            ratio = torch.where(act, ratio, torch.zeros_like(ratio))
+            rel = ratio / ratio[act].mean()
+            G = self.param.detach() * g
+            target = G[act].mean() * rel.clamp_min(0).pow(self.alpha)
+        G_live = self.param * g
+        grad_loss = ((G_live - target).abs() * act).sum()
+        self.opt.zero_grad(set_to_none=True)
+        grad_loss.backward()
+        self.opt.step()
+        with torch.no_grad():
+            self.param.clamp_(min=A_MIN)
+            self.param.mul_(len(self.terms) / self.param.sum())
+
+    def end_epoch(self, base_means: list[float]) -> None:
+        """After an epoch, with each term's mean base loss: DWA sets the next epoch's weights."""
+        if self.method != "dwa":
+            return
+        self.epoch_losses = [*self.epoch_losses, list(base_means)][-2:]
+        if len(self.epoch_losses) < 2:
+            return
+        prev, last = self.epoch_losses
+        r = torch.tensor([(b / a) if a > 0 and b > 0 else 1.0 for a, b in zip(prev, last)], dtype=torch.float64)
+        w = torch.softmax(r / self.temperature, dim=0) * len(self.terms)
+        self.dwa = w.to(self.dwa.dtype).to(self.dwa.device)
+
+    def epoch_metrics(self, base_means: list[float]) -> dict[str, float]:
+        """``adaptive_loss/<term>/weight`` and ``/base_loss`` for an epoch's metrics."""
+        out: dict[str, float] = {}
+        for t, a, b in zip(self.terms, self.weights().tolist(), base_means):
+            out[f"adaptive_loss/{t}/weight"] = a
+            out[f"adaptive_loss/{t}/base_loss"] = b
+        return out
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "terms": list(self.terms),
+            "param": None if self.param is None else self.param.detach().cpu(),
+            "optimizer": None if self.opt is None else self.opt.state_dict(),
+            "dwa": self.dwa.cpu(),
+            "epoch_losses": [list(x) for x in self.epoch_losses],
+            "initial": self.initial.cpu(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state["method"] != self.method or list(state["terms"]) != list(self.terms):
+            raise CheckpointError(
+                f"the checkpoint's adaptive loss state is {state['method']} over {state['terms']}, but the config "
+                f"asks for {self.method} over {list(self.terms)}; resume with the checkpoint's own config"
+            )
+        dev = self.dwa.device
+        if self.param is not None:
+            with torch.no_grad():
+                self.param.copy_(state["param"].to(dev))
+            self.opt.load_state_dict(state["optimizer"])
+        self.dwa = state["dwa"].to(dev)
+        self.epoch_losses = [list(x) for x in state["epoch_losses"]]
+        self.initial = state["initial"].to(dev)
