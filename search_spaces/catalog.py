@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from trainer_core.config import TF_MODES, WEIGHT_KEYS
+from trainer_core.config import ADAPTIVE_METHODS, TF_MODES, WEIGHT_KEYS
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,7 @@ class ParamDef:
     choices: tuple = ()
     family: str = ""  # "", "stage" (k = 1..n-1) or "rise" (k = 2..n)
     help: str = ""
+    when: tuple[str, str] | None = None  # (param, value): sampled only when that param takes that value
 
 
 _W = 100.0  # the trainer's bound on any loss weight
@@ -47,6 +48,13 @@ SCALARS: dict[str, ParamDef] = {
     },
     "tf_mode": ParamDef("categorical", choices=TF_MODES, help="teacher forcing decay mode"),
     "tf_max": ParamDef("float", 0.0, 1.0, help="teacher forcing ratio at the start of the decay"),
+    "adaptive_loss_method": ParamDef("categorical", choices=ADAPTIVE_METHODS, help="adaptive loss weights"),
+    "adaptive_loss_alpha": ParamDef(
+        "float", 0.0, 10.0, when=("adaptive_loss_method", "gradnorm"), help="GradNorm asymmetry (gradnorm only)"
+    ),
+    "adaptive_loss_temperature": ParamDef(
+        "float", 0.01, 100.0, when=("adaptive_loss_method", "dwa"), help="DWA temperature (dwa only)"
+    ),
 }
 
 # The guide's augmentation block; the speed range is searched as its half-width around 1.
@@ -86,6 +94,12 @@ FAMILIES = tuple(k for k, d in CATALOG.items() if d.family)
 # What each stage overrides, as the seed's configs do.
 STAGE_CORE_KEYS = ("w_fk_pos", "w_rot_local")
 STAGE_AUX_KEYS = ("w_limb_geo",)
+
+
+def condition_holds(name: str, values: dict) -> bool:
+    """Whether a conditional parameter is in play given the other params' ``values`` (unconditional: always)."""
+    when = CATALOG[name].when
+    return when is None or when[0] not in values or values[when[0]] == when[1]
 
 
 def family_indices(name: str, n_stages: int) -> range:

@@ -32,6 +32,7 @@ from search_spaces.catalog import (
     STAGE_CORE_KEYS,
     STAGE_PARAMS,
     TF_PARAMS,
+    condition_holds,
     family_indices,
     param_name,
 )
@@ -52,6 +53,28 @@ def rise_interval(prev: float, k: int, n: int, rules: Rules) -> tuple[float, flo
     lo = max(0.0, rules.freerun_final_min - prev - (n - k) * rules.freerun_step_max)
     hi = max(0.0, min(rules.freerun_step_max, rules.freerun_cap - prev))
     return min(lo, hi), hi
+
+
+def stage_rule_problems(cfg: TrainConfig, rules: Rules) -> list[str]:
+    """Where ``cfg``'s stage schedule breaks the rules every sampled schedule keeps by construction:
+    stage 1 at most ``freerun_first_max``, each rise within ``rise_interval`` (never down, at most
+    ``freerun_step_max``, under the cap, the end at least ``freerun_final_min``), horizons never shrinking."""
+    p: list[str] = []
+    if not cfg.stages:
+        return p
+    w = [cfg.loss.replace(s.weight_overrides()).freerun_weight for s in cfg.stages]
+    h = [int(s.trainer.get("freerun_horizon", cfg.freerun.freerun_horizon)) for s in cfg.stages]
+    n = len(w)
+    if w[0] > rules.freerun_first_max + 1e-9:
+        p.append(f"stage 1 freerun_weight is {w[0]:g}, but rule `freerun_first_max` is {rules.freerun_first_max:g}")
+    for k in range(2, n + 1):
+        lo, hi = rise_interval(w[k - 2], k, n, rules)
+        step = w[k - 1] - w[k - 2]
+        if step < lo - 1e-9 or step > hi + 1e-9:
+            p.append(f"stage {k} moves freerun_weight by {step:+g}, outside [{lo:g}, {hi:g}] the rules allow there")
+        if h[k - 1] < h[k - 2]:
+            p.append(f"stage {k} shrinks freerun_horizon from {h[k - 2]} to {h[k - 1]}")
+    return p
 
 
 def stage_ranges(shares: list[float], epochs: int) -> list[tuple[int, int]]:
@@ -267,6 +290,8 @@ def config_to_params(space: SearchSpace, cfg: TrainConfig) -> dict[str, Any]:
     problems = []
     params: dict[str, Any] = {}
     for name, d in space.dims.items():
+        if not condition_holds(name, values):  # e.g. GradNorm's alpha when the method is dwa
+            continue
         names = [param_name(name, k) for k in family_indices(name, n or 0)] if name in FAMILIES else [name]
         for pname in names:
             if name in why:

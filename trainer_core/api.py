@@ -35,9 +35,12 @@ def resolve_train_config(
     resume_state: dict[str, Any] | None = None,
     resume_path: str | None = None,
     smoke_test: bool = False,
+    options: dict[str, Any] | None = None,
 ) -> TrainConfig:
-    """The config a ``train`` call runs: a file (or the checkpoint's), ``--set`` pairs, then CLI flags."""
+    """The config a ``train`` call runs: a file (or the checkpoint's), ``--set`` pairs, then CLI flags
+    (``options``: config keys from flags such as ``--adaptive-loss-method`` and ``--encoder``)."""
     overrides = dict(parse_set_option(item) for item in sets or [])
+    overrides.update({k: v for k, v in (options or {}).items() if v is not None})
     if data is not None:
         overrides["data"] = data
     if device is not None:
@@ -69,10 +72,11 @@ def train(
     sets: list[str] | None = None,
     resume: str | None = None,
     smoke_test: bool = False,
+    options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """``motiontune train``: one local training run. Returns its summary."""
     state = ckpt.load(Path(resume)) if resume else None
-    cfg = resolve_train_config(config, sets, epochs, data, device, state, resume, smoke_test)
+    cfg = resolve_train_config(config, sets, epochs, data, device, state, resume, smoke_test, options)
     if out is not None:
         out_dir = Path(out)
     elif resume:
@@ -82,6 +86,22 @@ def train(
     else:
         out_dir = default_out(config)
     return fit(cfg, out_dir, resume=state)
+
+
+def pretrain(
+    data: str | None,
+    out: str,
+    epochs: int = 50,
+    batch: int = 16,
+    lr: float = 5e-4,
+    hidden_dim: int | None = None,
+    num_layers: int | None = None,
+    device: str = "auto",
+) -> dict[str, Any]:
+    """``motiontune pretrain``: the MotionEncoder alone, self-supervised, into ``out/best_encoder.pt``."""
+    from trainer_core.train.pretrain import pretrain as _pretrain
+
+    return _pretrain(data, Path(out), epochs, batch, lr, hidden_dim, num_layers, device=device)
 
 
 def evaluate(

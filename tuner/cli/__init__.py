@@ -13,6 +13,7 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 
+from tuner.cli.advanced_cmds import add_pretrain, add_suggest
 from tuner.cli.cluster_cmds import add_cluster
 from tuner.cli.common import EXIT_BAD_INPUT, EXIT_DIVERGED, Parser, show_warning
 from tuner.cli.generate_cmds import add_generate
@@ -22,6 +23,7 @@ from tuner.cli.train_cmds import add_data, add_eval, add_train
 
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_train, add_eval, add_data, add_space, add_sweep, add_resume_export, add_generate, add_cluster,
+    add_pretrain, add_suggest,
 ]  # fmt: skip
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from tuner.cli.advanced_cmds import add_advanced_train_flags, advanced_options
 from tuner.cli.common import Parser, print_json, trainer_api
 
 # --- train -------------------------------------------------------------------------------
@@ -24,9 +25,12 @@ def add_train(sub: argparse._SubParsersAction) -> None:
         "--resume", metavar="CHECKPOINT", help="continue from checkpoint_epoch_N.pt (config from the checkpoint)"
     )
     p.add_argument("--smoke-test", action="store_true", help="a tiny model for 4 short epochs (seconds)")
+    add_advanced_train_flags(p)
 
     def run(a: argparse.Namespace) -> int:
-        summary = trainer_api().train(a.config, a.data, a.out, a.epochs, a.device, a.sets, a.resume, a.smoke_test)
+        summary = trainer_api().train(
+            a.config, a.data, a.out, a.epochs, a.device, a.sets, a.resume, a.smoke_test, advanced_options(a)
+        )
         best = summary["best"]
         print(
             f"done: best {summary['objective']} {best['value']:.4f} at epoch {best['epoch']}; "
