@@ -2,7 +2,11 @@
 
 A head and N workers, each a ``ray start --block`` process in its own process
 group with its own temp dir, declaring its CPUs and, optionally, custom
-resources (``{"gpu_like": 1}``) that stand in for GPUs. ``stop`` ends exactly
+resources (``{"gpu_like": 1}``) that stand in for GPUs. With ``dashboard``, the
+head also runs Ray's dashboard and its job server (``ray job submit``; needs
+``ray[default]``, the ``cluster`` extra). ``ray.env`` in the cluster's folder
+holds what a shell needs for ``ray status`` and ``ray job`` against it: token
+auth, the cluster's address and the job server's. ``stop`` ends exactly
 those process groups (SIGTERM, then SIGKILL) and any process whose command line
 still names one of the cluster's temp dirs; other Ray clusters on the machine
 are left alone. The state file (``cluster.json``) lets ``motiontune cluster
@@ -14,12 +18,15 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -27,7 +34,9 @@ from trainer_core.errors import MotiontuneError
 from trainer_core.io_utils import atomic_write_json
 
 STATE_FILE = "cluster.json"
+ENV_FILE = "ray.env"
 START_TIMEOUT_S = 90
+DEFAULT_DASHBOARD_PORT = 8265  # Ray's own default, the one the cluster guide's `ray job` commands use
 
 
 class ClusterError(MotiontuneError):
@@ -40,6 +49,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def port_is_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def dashboard_available() -> bool:
+    """Ray's dashboard and job server come with ``ray[default]`` (aiohttp and friends), not ``ray[tune]``."""
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None for m in ("aiohttp", "aiohttp_cors", "opencensus"))
+
+
 def ray_env() -> dict[str, str]:
     """Node processes and clients of a local cluster authenticate with the user's Ray token."""
     env = dict(os.environ)
@@ -49,8 +74,17 @@ def ray_env() -> dict[str, str]:
 
 
 def ensure_token() -> None:
-    """Ray's token auth needs ``~/.ray/auth_token`` (or ``RAY_AUTH_TOKEN``); make one if there is none."""
-    if os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH"):
+    """Ray's token auth needs ``~/.ray/auth_token`` (or ``RAY_AUTH_TOKEN[_PATH]``); make one if there is none."""
+    if os.environ.get("RAY_AUTH_TOKEN"):
+        return
+    if os.environ.get("RAY_AUTH_TOKEN_PATH"):
+        path = Path(os.environ["RAY_AUTH_TOKEN_PATH"])
+        if not path.exists():  # `ray get-auth-token --generate` writes ~/.ray/auth_token only
+            import secrets
+
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_hex(32))  # what Ray's own generator makes
+            path.chmod(0o600)
         return
     if (Path.home() / ".ray" / "auth_token").exists():
         return
@@ -76,8 +110,11 @@ class LocalCluster:
     head_cpus: float | None = None
     worker_resources: dict[str, float] = field(default_factory=dict)
     port: int = 0
+    dashboard: bool = False
+    dashboard_port: int = 0  # 0: Ray's 8265 when it is free, else a free one
     nodes: list[Node] = field(default_factory=list)
     address: str = ""
+    dashboard_url: str = ""
 
     def __post_init__(self) -> None:
         self.root = Path(self.root).resolve()
@@ -119,24 +156,70 @@ class LocalCluster:
 
     def start(self) -> str:
         """Start the head, then the workers; returns the cluster's address. Stops what it started on failure."""
-        self.root.mkdir(parents=True, exist_ok=True)
         if (self.root / STATE_FILE).exists():
             raise ClusterError(f"{self.root}: already holds a running local cluster; stop it first (cluster down)")
+        head_flags = self._dashboard_flags() if self.dashboard else ["--include-dashboard=false"]
+        self.root.mkdir(parents=True, exist_ok=True)
         ensure_token()
         port = self.port or free_port()
         try:
             head_cpus = self.head_cpus if self.head_cpus is not None else self.cpus_per_node
-            self._start_node("head", head_cpus, {}, ["--head", f"--port={port}", "--include-dashboard=false"])
+            self._start_node("head", head_cpus, {}, ["--head", f"--port={port}", *head_flags])
             ip = self._node_ip(self.nodes[0])
             self.address = f"{ip}:{port}"
             self._save()
             for _ in range(self.workers):
                 self._start_node("worker", self.cpus_per_node, self.worker_resources, [f"--address={self.address}"])
             self.wait_for_nodes(1 + self.workers)
+            if self.dashboard:
+                self._wait_for_job_server()
+            self._write_env()
         except BaseException:
             self.stop()
             raise
         return self.address
+
+    def _dashboard_flags(self) -> list[str]:
+        if not dashboard_available():
+            raise ClusterError("--dashboard needs Ray's dashboard, which ray[tune] lacks; install the cluster extra: "
+                               "pip install -e \".[cluster]\"")  # fmt: skip
+        port = self.dashboard_port
+        if not port:
+            port = DEFAULT_DASHBOARD_PORT if port_is_free(DEFAULT_DASHBOARD_PORT) else free_port()
+        elif not port_is_free(port):
+            raise ClusterError(f"--dashboard-port {port} is in use on 127.0.0.1; give another, or leave it out for a "
+                               "free one")  # fmt: skip
+        self.dashboard_url = f"http://127.0.0.1:{port}"
+        return ["--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={port}"]
+
+    def _wait_for_job_server(self) -> None:
+        """Until the job server answers (the dashboard comes up after the head reports it started)."""
+        deadline = time.time() + START_TIMEOUT_S
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen(f"{self.dashboard_url}/api/version", timeout=5):
+                    return
+            except urllib.error.HTTPError:  # it answers, if only to ask for the token
+                return
+            except OSError:
+                time.sleep(0.5)
+        logs = f"{self.nodes[0].temp_dir}/session_latest/logs/dashboard.log"
+        raise ClusterError(f"the dashboard at {self.dashboard_url} did not answer in {START_TIMEOUT_S}s; see {logs}")
+
+    def shell_env(self) -> dict[str, str]:
+        """What a shell exports so that ``ray status`` and ``ray job ...`` reach this cluster."""
+        env = {"RAY_AUTH_MODE": "token", "RAY_ADDRESS": self.address}
+        if self.dashboard_url:
+            env["RAY_API_SERVER_ADDRESS"] = self.dashboard_url  # what `ray job` uses when --address is left out
+        for name in ("RAY_AUTH_TOKEN_PATH",):  # a token passed by value is not written to a file
+            if os.environ.get(name):
+                env[name] = os.environ[name]
+        return env
+
+    def _write_env(self) -> None:
+        lines = ["# `source` this file: `ray status` and `ray job ...` then talk to the local cluster"]
+        lines += [f"export {k}={shlex.quote(v)}" for k, v in self.shell_env().items()]
+        (self.root / ENV_FILE).write_text("\n".join(lines) + "\n")
 
     @staticmethod
     def _node_ip(node: Node) -> str:
@@ -172,6 +255,7 @@ class LocalCluster:
         for node in self.nodes:
             shutil.rmtree(node.temp_dir, ignore_errors=True)
         (self.root / STATE_FILE).unlink(missing_ok=True)
+        (self.root / ENV_FILE).unlink(missing_ok=True)
         self.nodes = []
 
     def __enter__(self) -> LocalCluster:
@@ -184,7 +268,7 @@ class LocalCluster:
     # --- state -----------------------------------------------------------------------------
 
     def _save(self) -> None:
-        state = {"address": self.address, "nodes": [asdict(n) for n in self.nodes]}
+        state = {"address": self.address, "dashboard_url": self.dashboard_url, "nodes": [asdict(n) for n in self.nodes]}
         atomic_write_json(self.root / STATE_FILE, state)
 
     @classmethod
@@ -195,6 +279,7 @@ class LocalCluster:
         state = json.loads(path.read_text())
         cluster = cls(Path(root), workers=0)
         cluster.address = state["address"]
+        cluster.dashboard_url = state.get("dashboard_url", "")
         cluster.nodes = [Node(**n) for n in state["nodes"]]
         return cluster
 
