@@ -29,6 +29,7 @@ Everything needed to continue is in ``state_dict`` (stored in checkpoints).
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any
 
@@ -168,14 +169,15 @@ class AdaptiveLoss:
         return out
 
     def state_dict(self) -> dict[str, Any]:
+        """A copy (never sharing tensors with the live state) of everything ``load_state_dict`` needs."""
         return {
             "method": self.method,
             "terms": list(self.terms),
-            "param": None if self.param is None else self.param.detach().cpu(),
-            "optimizer": None if self.opt is None else self.opt.state_dict(),
-            "dwa": self.dwa.cpu(),
+            "param": None if self.param is None else self.param.detach().cpu().clone(),
+            "optimizer": None if self.opt is None else copy.deepcopy(self.opt.state_dict()),
+            "dwa": self.dwa.cpu().clone(),
             "epoch_losses": [list(x) for x in self.epoch_losses],
-            "initial": self.initial.cpu(),
+            "initial": self.initial.cpu().clone(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
