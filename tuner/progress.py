@@ -1,58 +1,192 @@
-"""One line per finished trial (instead of Tune's per-result tables), and a trial-epoch budget."""
+"""Live progress of a sweep or a verification, and the trial-epoch budget.
+
+``Progress`` is a Ray Tune callback that prints, on the driver's stdout:
+
+* a line per finished trial: ``[  12.3s] trial   3/16 <id> done  epochs 30  FreeRun/GeoDeg 6.9  best so far 6.5``;
+* a status line (``tuner.status.render``) on each trial event (a trial started, finished, failed) and every
+  ``status_every`` seconds: one line that updates in place on a terminal, plain lines in a log or under
+  ``ray job submit``.
+
+Each status is also persisted (``tuner.status.save``, at most every ``PERSIST_EVERY_S`` seconds and at the end)
+into the experiment folder, where ``motiontune status`` reads it from any machine that sees the storage.
+"""
 
 from __future__ import annotations
 
 import math
 import sys
 import time
+import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TextIO
 
 from ray import tune
+
+from tuner.status import Snapshot, render, save
+
+DEFAULT_STATUS_EVERY_S = 30.0
+PERSIST_EVERY_S = 2.0
+TTY_REDRAW_S = 1.0  # a terminal's line also redraws its clock this often (it overwrites itself)
 
 
 def _trial_id(trial: Any) -> str:
     return trial.trial_id
 
 
-class TrialLines(tune.Callback):
-    """``[  12.3s] trial   3/16 <label> done  epochs 30  FreeRun/GeoDeg 6.9  best so far 6.5``, per finished trial."""
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
-    def __init__(self, metric: str, mode: str, samples: int, label: Callable[[Any], str] | None = None,
-                 word: str = "trial"):  # fmt: skip
-        self.metric, self.mode, self.samples = metric, mode, samples
+
+class Progress(tune.Callback):
+    """Event lines and status lines of one Tune run (the search or the verification); see the module docstring."""
+
+    def __init__(self, template: Snapshot, label: Callable[[Any], str] | None = None, word: str = "trial",
+                 status_every: float = DEFAULT_STATUS_EVERY_S, experiment: str | None = None,
+                 stream: TextIO | None = None):  # fmt: skip
+        self.template = template
         self.label = label or _trial_id
         self.word = word
-        self.done = 0
-        self.best: float | None = None
-        self.t0 = time.time()
+        self.every = status_every
+        self.experiment = experiment
+        self._stream = stream
+        self._reset()
 
-    def _line(self, trial: Any, status: str, note: str = "") -> None:
+    def _reset(self) -> None:
+        self.t0 = time.time()
+        self.template.started = self.t0
+        self.template.epochs_before = -1  # set by the first status: the trial-epochs a resumed sweep had run
+        self.done = 0
+        self.best: dict[str, float] = {}  # trial id -> its best finite objective so far
+        self.dirty = True  # an event since the last status line
+        self.last_line = 0.0
+        self.last_persist = 0.0
+        self.drawn = False  # a terminal's status line is on screen, without its newline
+        self.snapshot: Snapshot | None = None
+
+    def __getstate__(self) -> dict[str, Any]:  # Tune pickles the run config (and its callbacks) for resume
+        return {**self.__dict__, "_stream": None}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._reset()
+
+    @property
+    def stream(self) -> TextIO:
+        return self._stream or sys.stdout
+
+    @property
+    def tty(self) -> bool:
+        return bool(getattr(self.stream, "isatty", lambda: False)())
+
+    # --- the numbers ----------------------------------------------------------------------
+
+    def _better(self, a: float, b: float) -> bool:
+        return a < b if self.template.mode == "min" else a > b
+
+    def _note_best(self, trial: Any, value: Any) -> None:
+        if _finite(value):
+            old = self.best.get(trial.trial_id)
+            if old is None or self._better(float(value), old):
+                self.best[trial.trial_id] = float(value)
+
+    def _snapshot(self, trials: list, finished: bool = False) -> Snapshot:
+        s = self.template
+        snap = Snapshot(**{**s.__dict__, "updated": time.time(), "finished": finished})
+        best: tuple[float, Any] | None = None
+        for t in trials:
+            if t.trial_id not in self.best:  # a trial restored by resume: what Tune recorded of it
+                self._note_best(t, (t.metric_analysis.get(s.metric) or {}).get(s.mode))
+            last = t.last_result or {}
+            it = int(last.get("training_iteration", 0) or 0)
+            snap.epochs += it
+            if t.status == "ERROR":
+                snap.errored += 1
+            elif t.status == "TERMINATED":
+                if last.get("diverged") == 1:
+                    snap.diverged += 1
+                elif it >= s.max_epochs:
+                    snap.completed += 1
+                else:
+                    snap.stopped += 1
+            else:
+                snap.running += t.status == "RUNNING"
+                snap.possible += max(0, s.max_epochs - it)
+            value = self.best.get(t.trial_id)
+            if value is not None and (best is None or self._better(value, best[0])):
+                best = (value, t)
+        snap.possible += max(0, s.total - len(trials)) * s.max_epochs
+        if s.epochs_before < 0:
+            s.epochs_before = snap.epochs_before = snap.epochs
+        if s.budget:
+            snap.possible = min(snap.possible, max(0, s.budget - snap.epochs))
+        if best is not None:
+            snap.best, snap.best_trial = best[0], self.label(best[1])
+        return snap
+
+    # --- output ---------------------------------------------------------------------------
+
+    def _write(self, text: str, newline: bool = True) -> None:
+        if self.tty:
+            self.stream.write("\r\x1b[K" + text + ("\n" if newline else ""))
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def _event_line(self, trial: Any, status: str, note: str = "") -> None:
         self.done += 1
         last = trial.last_result or {}
-        value = last.get(self.metric, math.nan)
-        if isinstance(value, (int, float)) and math.isfinite(value):
-            if self.best is None or (value < self.best if self.mode == "min" else value > self.best):
-                self.best = value
+        value = last.get(self.template.metric, math.nan)
+        self._note_best(trial, value)
+        values = list(self.best.values())
+        best = (min(values) if self.template.mode == "min" else max(values)) if values else None
         epochs = last.get("epoch", 0)
-        best = f"{self.best:.4f}" if self.best is not None else "-"
-        print(
-            f"[{time.time() - self.t0:7.1f}s] {self.word} {self.done:>3}/{self.samples} {self.label(trial)} "
-            f"{status:<9} "
-            f"epochs {epochs:>3}  {self.metric} {value:.4f}  best so far {best}{note}",
-            file=sys.stdout,
-            flush=True,
+        best_text = f"{best:.4f}" if best is not None else "-"
+        self._write(
+            f"[{time.time() - self.t0:7.1f}s] {self.word} {self.done:>3}/{self.template.total} {self.label(trial)} "
+            f"{status:<9} epochs {epochs:>3}  {self.template.metric} {value:.4f}  best so far {best_text}{note}",
+            newline=True,
         )
+        self.drawn = False
+        self.dirty = True
+
+    def _status(self, trials: list, finished: bool = False) -> None:
+        self.snapshot = snap = self._snapshot(trials, finished)
+        self._write(render(snap), newline=not self.tty or finished)
+        self.drawn = self.tty and not finished
+        self.last_line = time.time()
+        self.dirty = False
+        if self.experiment and (finished or self.last_line - self.last_persist >= PERSIST_EVERY_S):
+            self.last_persist = self.last_line
+            save(self.experiment, snap)
+
+    # --- Tune's hooks ---------------------------------------------------------------------
+
+    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        since = time.time() - self.last_line
+        if self.dirty or since >= self.every or (self.tty and since >= TTY_REDRAW_S):
+            self._status(trials)
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.dirty = True
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        self._note_best(trial, result.get(self.template.metric))
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         last = trial.last_result or {}
         if last.get("diverged") == 1:
-            self._line(trial, "DIVERGED", f"  ({last.get('diverged_reason', '')})")
+            self._event_line(trial, "DIVERGED", f"  ({last.get('diverged_reason', '')})")
         else:
-            self._line(trial, "done")
+            self._event_line(trial, "done")
+
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.dirty = True  # failed, to be retried from its last checkpoint: counted as running or pending
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._line(trial, "ERROR", "  (see its error.txt; retried per --max-failures)")
+        self._event_line(trial, "ERROR", "  (failed after its retries; see its error.txt)")
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        self._status(trials, finished=True)
 
 
 class TrialEpochBudget(tune.Stopper):
@@ -68,3 +202,26 @@ class TrialEpochBudget(tune.Stopper):
 
     def stop_all(self) -> bool:
         return self.used >= self.budget
+
+
+def progress_callback(meta: Any, phase: str, total: int, max_epochs: int, label: Callable[[Any], str] | None = None,
+                      word: str = "trial") -> Progress:  # fmt: skip
+    """The ``Progress`` of an experiment's search or verification; ``meta`` is its ``ExperimentMeta``."""
+    budget = meta.extra.get("budget") if phase == "search" else None
+    template = Snapshot(phase, total, meta.metric, meta.mode, max_epochs, budget)
+    every = float(meta.extra.get("status_every") or DEFAULT_STATUS_EVERY_S)
+    return Progress(template, label=label, word=word, status_every=every, experiment=meta.path)
+
+
+def fresh_callbacks(tuner: Any, callbacks: list) -> None:
+    """Give a restored Tuner this driver's callbacks (the progress lines, this ``--status-every``).
+
+    ``Tuner.restore`` brings back the run config pickled by the first driver, callbacks included, and has no
+    argument to replace them; its run config is reached through the Tuner's local (non-client) internals.
+    """
+    internal = getattr(tuner, "_local_tuner", None)
+    if internal is None or not hasattr(internal, "get_run_config"):
+        warnings.warn("this Ray's Tuner keeps its run config elsewhere: the progress lines keep the first "
+                      "driver's settings", stacklevel=2)  # fmt: skip
+        return
+    internal.get_run_config().callbacks = callbacks

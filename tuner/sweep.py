@@ -87,6 +87,7 @@ class SweepOptions:
     verify_top: int | None = None  # finalists besides the base (default 3; 2 with smoke_test)
     verify_seeds: int | None = None  # fresh seeds per config (default 3; 2 with smoke_test)
     verify_data: str | None = None  # a dataset folder every re-trained model is also evaluated on
+    status_every: float = 30.0  # seconds between status lines (and one on each trial event)
 
 
 def smoke_base() -> dict[str, Any]:
@@ -119,6 +120,8 @@ def validate_options(o: SweepOptions) -> None:
         problems.append(f"--grace-period is {o.grace_period}, but must be >= 1")
     if o.budget is not None and o.budget < 1:
         problems.append(f"--budget is {o.budget}, but must be >= 1 trial-epoch")
+    if not o.status_every > 0:
+        problems.append(f"--status-every is {o.status_every:g}, but must be > 0 seconds")
     if o.reduction_factor < 2:
         problems.append(f"--reduction-factor is {o.reduction_factor}, but must be >= 2")
     if problems:
@@ -179,6 +182,7 @@ def prepare(o: SweepOptions) -> ExperimentMeta:
             "smoke_test": o.smoke_test,
             "budget": o.budget,
             "verify": verify,
+            "status_every": o.status_every,
         },
     )
 
@@ -250,6 +254,14 @@ def _scheduler(meta: ExperimentMeta):  # noqa: ANN202
     )
 
 
+def tune_config(meta: ExperimentMeta, search_alg: Any):  # noqa: ANN201
+    """The search's TuneConfig: the searcher, ASHA (or FIFO), the sample count."""
+    from ray import tune
+
+    return tune.TuneConfig(metric=meta.metric, mode=meta.mode, search_alg=search_alg, scheduler=_scheduler(meta),
+                           num_samples=meta.samples)  # fmt: skip
+
+
 def _trainable(meta: ExperimentMeta):  # noqa: ANN202
     from ray import tune
 
@@ -262,7 +274,7 @@ def _trainable(meta: ExperimentMeta):  # noqa: ANN202
 def _run_config(meta: ExperimentMeta):  # noqa: ANN202
     from ray import tune
 
-    from tuner.progress import TrialEpochBudget, TrialLines
+    from tuner.progress import TrialEpochBudget, progress_callback
     from tuner.trainable import checkpoint_config
 
     return tune.RunConfig(
@@ -271,7 +283,7 @@ def _run_config(meta: ExperimentMeta):  # noqa: ANN202
         checkpoint_config=checkpoint_config(),
         failure_config=tune.FailureConfig(max_failures=2),
         sync_config=tune.SyncConfig(sync_artifacts=True),
-        callbacks=[TrialLines(meta.metric, meta.mode, meta.samples)],
+        callbacks=[progress_callback(meta, "search", meta.samples, int(meta.extra["epochs"]))],
         stop=TrialEpochBudget(int(meta.extra["budget"])) if meta.extra.get("budget") else None,
         verbose=0,
     )
@@ -315,34 +327,42 @@ def launch(o: SweepOptions, meta: ExperimentMeta | None = None) -> dict[str, Any
     check_storage(meta.storage, init_ray(o.address), o.shared_storage)
     from ray import tune
 
+    from tuner.lock import experiment_lock
+
     meta.save()
-    tuner = tune.Tuner(
-        _trainable(meta),
-        tune_config=tune.TuneConfig(
-            metric=meta.metric,
-            mode=meta.mode,
-            search_alg=_searcher(meta, space),
-            scheduler=_scheduler(meta),
-            num_samples=meta.samples,
-        ),
-        run_config=_run_config(meta),
-    )
-    tuner.fit()
-    return verify_after_search(meta, finish(meta))
+    with experiment_lock(meta.path, "sweep"):
+        tuner = tune.Tuner(_trainable(meta), tune_config=tune_config(meta, _searcher(meta, space)),
+                           run_config=_run_config(meta))  # fmt: skip
+        tuner.fit()
+        return verify_after_search(meta, finish(meta))
 
 
-def resume(experiment_dir: str, address: str | None = None, shared_storage: bool = False) -> dict[str, Any]:
-    """Finish an interrupted sweep where it stopped."""
+def resume(experiment_dir: str, address: str | None = None, shared_storage: bool = False,
+           status_every: float | None = None) -> dict[str, Any]:  # fmt: skip
+    """Finish an interrupted sweep where it stopped. Refuses while another driver runs the experiment."""
+    from tuner.lock import experiment_lock
+    from tuner.progress import fresh_callbacks
+
+    check_status_every(status_every)
     meta = ExperimentMeta.load(experiment_dir)
-    n_nodes = init_ray(address)
-    from ray import tune
+    if status_every is not None:
+        meta.extra["status_every"] = status_every
+    with experiment_lock(meta.path, "resume"):
+        n_nodes = init_ray(address)
+        from ray import tune
 
-    if not tune.Tuner.can_restore(meta.path):
-        raise ExperimentError(f"{experiment_dir}: holds no Ray Tune experiment state to resume from")
-    check_storage(meta.storage, n_nodes, shared_storage)
-    tuner = tune.Tuner.restore(meta.path, trainable=_trainable(meta), resume_unfinished=True, resume_errored=True)
-    tuner.fit()
-    return verify_after_search(meta, finish(meta))
+        if not tune.Tuner.can_restore(meta.path):
+            raise ExperimentError(f"{experiment_dir}: holds no Ray Tune experiment state to resume from")
+        check_storage(meta.storage, n_nodes, shared_storage)
+        tuner = tune.Tuner.restore(meta.path, trainable=_trainable(meta), resume_unfinished=True, resume_errored=True)
+        fresh_callbacks(tuner, _run_config(meta).callbacks)  # this driver's progress lines
+        tuner.fit()
+        return verify_after_search(meta, finish(meta))
+
+
+def check_status_every(status_every: float | None) -> None:
+    if status_every is not None and not status_every > 0:
+        raise ConfigError(f"--status-every is {status_every:g}, but must be > 0 seconds")
 
 
 def verify_after_search(meta: ExperimentMeta, summary: dict[str, Any]) -> dict[str, Any]:
@@ -363,10 +383,21 @@ def verify_after_search(meta: ExperimentMeta, summary: dict[str, Any]) -> dict[s
 
 def verify_experiment(experiment_dir: str, top: int | None = None, seeds: int | None = None,
                       data: str | None = None, address: str | None = None,
-                      shared_storage: bool = False) -> dict[str, Any]:  # fmt: skip
+                      shared_storage: bool = False, status_every: float | None = None) -> dict[str, Any]:  # fmt: skip
     """``motiontune verify``: verify a finished sweep that has no verification (or finish its unfinished one)."""
+    from tuner.lock import experiment_lock
+
     check_counts(top, seeds, "--top", "--seeds")
+    check_status_every(status_every)
     meta = ExperimentMeta.load(experiment_dir)
+    if status_every is not None:
+        meta.extra["status_every"] = status_every
+    with experiment_lock(meta.path, "verify"):
+        return _verify_locked(meta, experiment_dir, top, seeds, data, address, shared_storage)
+
+
+def _verify_locked(meta: ExperimentMeta, experiment_dir: str, top: int | None, seeds: int | None, data: str | None,
+                   address: str | None, shared_storage: bool) -> dict[str, Any]:  # fmt: skip
     plan = VerifyPlan.load(meta)
     if plan is not None:
         asked = {"--top": (top, plan.top), "--seeds": (seeds, len(plan.seeds))}

@@ -26,7 +26,6 @@ import math
 import os
 import posixpath
 import shutil
-import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -70,6 +69,20 @@ def take_checkpoint(path: Path, scratch: Path) -> Path:
     if path.with_suffix(".json").exists():
         shutil.move(path.with_suffix(".json"), (folder / CKPT_NAME).with_suffix(".json"))
     return folder / CKPT_NAME
+
+
+def checkpoint_scratch() -> Path:
+    """An empty folder for the trial's epoch checkpoints on their way to Tune, outside the synced working directory.
+
+    It sits in Ray's session folder beside the trial working directories (``<session>/.../<experiment>/
+    motiontune_scratch/<trial>``), so one that a killed or stopped trial leaves behind goes where Ray's own
+    temp files go, never into /tmp at large; a restarted trial empties its own first.
+    """
+    working = Path(tune.get_context().get_storage().trial_working_directory)
+    scratch = working.parent.parent / "motiontune_scratch" / working.name
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    return scratch
 
 
 def restore_trial_files(trial_dir: Path) -> list[str]:
@@ -167,7 +180,7 @@ def run_trial(
         print(f"resumed from Tune's checkpoint of epoch {state['epoch']}" + (
             f"; {len(fetched)} files fetched from the trial's storage" if fetched else ""), file=log_file, flush=True)
     held: list[EpochResult] = []  # the last epoch, when its report waits for final_extras
-    scratch = Path(tempfile.mkdtemp(prefix="motiontune-ckpt-"))  # outside the synced working directory
+    scratch = checkpoint_scratch()
 
     def report(result: EpochResult, extra: dict[str, Any] | None = None) -> None:
         metrics = {**_scalar_metrics(result.metrics), **(extra or {}), **where, "diverged": 0,

@@ -188,13 +188,15 @@ def run_verification(meta: ExperimentMeta, plan: VerifyPlan) -> pd.DataFrame:
     from ray import tune
     from ray.tune.schedulers import FIFOScheduler
 
-    from tuner.progress import TrialLines
+    from tuner.progress import fresh_callbacks, progress_callback
     from tuner.trainable import checkpoint_config
 
     path = verification_path(meta)
     trainable = _trainable(meta, plan)
     if tune.Tuner.can_restore(path):
         tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True, resume_errored=True)
+        fresh_callbacks(tuner, [progress_callback(meta, "verification", plan.n_trials, plan.epochs,
+                                                  label=_trial_label, word="verify")])  # fmt: skip
     else:
         plan.save(meta)
         tuner = tune.Tuner(
@@ -210,7 +212,8 @@ def run_verification(meta: ExperimentMeta, plan: VerifyPlan) -> pd.DataFrame:
                 checkpoint_config=checkpoint_config(),
                 failure_config=tune.FailureConfig(max_failures=2),
                 sync_config=tune.SyncConfig(sync_artifacts=True),
-                callbacks=[TrialLines(meta.metric, meta.mode, plan.n_trials, label=_trial_label, word="verify")],
+                callbacks=[progress_callback(meta, "verification", plan.n_trials, plan.epochs, label=_trial_label,
+                                             word="verify")],  # fmt: skip
                 verbose=0,
             ),
         )

@@ -7,6 +7,8 @@ import pytest
 
 from tests.conftest import run_cli
 
+SMOKE_STATUS_EVERY = 2  # seconds between the smoke sweep's progress lines (tests/tuner/test_progress.py)
+
 
 @pytest.fixture(scope="session")
 def smoke_sweep(tmp_path_factory):
@@ -15,7 +17,7 @@ def smoke_sweep(tmp_path_factory):
     root = tmp_path_factory.mktemp("sweeps")
     proc = run_cli("sweep", "--smoke-test", "--samples", "8", "--max-concurrent", "2", "--storage", str(root),
                    "--name", "smoke", "--optuna-storage", f"sqlite:///{root}/study.db", "--no-verify",
-                   cwd=root)  # fmt: skip
+                   "--status-every", str(SMOKE_STATUS_EVERY), cwd=root)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:] + proc.stdout[-3000:]
     exp = root / "smoke"
     return exp, pd.read_parquet(exp / "trials.parquet"), pd.read_parquet(exp / "history.parquet"), proc.stdout

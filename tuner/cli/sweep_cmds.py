@@ -76,6 +76,7 @@ def _sweep(a: argparse.Namespace) -> int:
         shared_storage=a.shared_storage, resources=_parse_resources(a.resource), budget=a.budget,
         warm_start=not a.no_warm_start, grace_period=a.grace_period, verify=not a.no_verify,
         verify_top=a.verify_top, verify_seeds=a.verify_seeds, verify_data=a.verify_data,
+        status_every=a.status_every,
     )  # fmt: skip
     _print_sweep_summary(launch(opts))
     return 0
@@ -130,21 +131,36 @@ def add_sweep(sub: argparse._SubParsersAction) -> None:
         help="also evaluate each re-trained model on this dataset folder (clips no trial trained on)",
     )
     p.add_argument("--no-verify", action="store_true", help="skip the verification: export's pick stays unverified")
+    _add_status_every(p, 30.0)
     p.set_defaults(func=_sweep)
+
+
+def _add_status_every(p: argparse.ArgumentParser, default: float | None) -> None:
+    p.add_argument("--status-every", type=float, default=default, metavar="SECONDS",
+                   help="print the progress line this often, and on each trial event (default 30; one updating "
+                        "line on a terminal, plain lines in a log)")  # fmt: skip
 
 
 def _resume(a: argparse.Namespace) -> int:
     from tuner.sweep import resume
 
-    _print_sweep_summary(resume(a.experiment, a.address, a.shared_storage))
+    _print_sweep_summary(resume(a.experiment, a.address, a.shared_storage, a.status_every))
     return 0
 
 
 def _verify(a: argparse.Namespace) -> int:
     from tuner.sweep import verify_experiment
 
-    summary = verify_experiment(a.experiment, a.top, a.seeds, a.verify_data, a.address, a.shared_storage)
+    summary = verify_experiment(a.experiment, a.top, a.seeds, a.verify_data, a.address, a.shared_storage,
+                                a.status_every)
     _print_verification(summary["verification"], summary["experiment"])
+    return 0
+
+
+def _status(a: argparse.Namespace) -> int:
+    from tuner.status import status_lines
+
+    print("\n".join(status_lines(a.experiment)))
     return 0
 
 
@@ -195,7 +211,13 @@ def add_resume_export(sub: argparse._SubParsersAction) -> None:
     r.add_argument("experiment", metavar="EXPERIMENT_DIR")
     r.add_argument("--address", help="Ray cluster to join")
     r.add_argument("--shared-storage", action="store_true", help="vouch that the experiment's path is on every node")
+    _add_status_every(r, None)
     r.set_defaults(func=_resume)
+    st = sub.add_parser("status", help="where a running or stopped sweep stands (its last progress line)",
+                        description="Print a sweep's last progress line (search and verification) from its "
+                                    "experiment folder, from any machine that sees the storage.")  # fmt: skip
+    st.add_argument("experiment", metavar="EXPERIMENT_DIR")
+    st.set_defaults(func=_status)
     e = sub.add_parser("export", help="the best trial's config, as JSON the trainer runs",
                        description="Export the best config(s) of a sweep.")  # fmt: skip
     e.add_argument("experiment", metavar="EXPERIMENT_DIR")
@@ -214,6 +236,7 @@ def add_resume_export(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--verify-data", metavar="DIR", help="also evaluate each re-trained model on this dataset folder")
     v.add_argument("--address", help="Ray cluster to join")
     v.add_argument("--shared-storage", action="store_true", help="vouch that the experiment's path is on every node")
+    _add_status_every(v, None)
     v.set_defaults(func=_verify)
     rp = sub.add_parser("report", help="plots, index.html and a summary of a sweep",
                         description="Report on a sweep: PNG plots, an index.html and a terminal summary.")  # fmt: skip
