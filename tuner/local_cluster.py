@@ -165,6 +165,8 @@ class LocalCluster:
         try:
             head_cpus = self.head_cpus if self.head_cpus is not None else self.cpus_per_node
             self._start_node("head", head_cpus, {}, ["--head", f"--port={port}", *head_flags])
+            if self.dashboard:
+                self._read_dashboard_url()
             ip = self._node_ip(self.nodes[0])
             self.address = f"{ip}:{port}"
             self._save()
@@ -191,6 +193,17 @@ class LocalCluster:
                                "free one")  # fmt: skip
         self.dashboard_url = f"http://127.0.0.1:{port}"
         return ["--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={port}"]
+
+    def _read_dashboard_url(self) -> None:
+        """The address the head printed for ``ray job``: Ray moves to the next port if ours was taken meanwhile."""
+        log = Path(self.nodes[0].log)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            m = re.search(r"RAY_API_SERVER_ADDRESS='(http://[^']+)'", log.read_text(errors="replace"))
+            if m:
+                self.dashboard_url = m.group(1)
+                return
+            time.sleep(0.2)
 
     def _wait_for_job_server(self) -> None:
         """Until the job server answers (the dashboard comes up after the head reports it started)."""
