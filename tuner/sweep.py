@@ -216,13 +216,9 @@ def _searcher(meta: ExperimentMeta, space: SearchSpace):  # noqa: ANN202
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if meta.searcher == "optuna":
-        # Multivariate TPE, grouped, models the per-stage dimensions jointly with the stage count they hang on;
-        # a quarter of the budget (3 to 10 trials) is random start-up.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            sampler = optuna.samplers.TPESampler(
-                seed=meta.seed, multivariate=True, group=True, n_startup_trials=max(3, min(10, meta.samples // 4))
-            )
+        from tuner.sampler import tpe_sampler
+
+        sampler = tpe_sampler(meta.seed, meta.samples)  # windowed past 250 trials: suggest time stays flat
     else:
         sampler = optuna.samplers.RandomSampler(seed=meta.seed)
     storage = None

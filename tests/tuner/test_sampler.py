@@ -1,0 +1,49 @@
+"""The sweep's TPE: plain up to the window's size, windowed past it (recent trials and the best of the rest)."""
+
+from __future__ import annotations
+
+import optuna
+from optuna.distributions import FloatDistribution
+from optuna.trial import TrialState, create_trial
+
+from tuner.sampler import WINDOW_BEST, WINDOW_RECENT, WindowedTPESampler, _StudyWindow, tpe_sampler
+
+DIST = {"lr": FloatDistribution(1e-5, 1e-2, log=True), "x": FloatDistribution(0.0, 1.0)}
+
+
+def _study(n: int) -> optuna.Study:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for i in range(n):  # the value falls then rises: the best trials are the early-middle ones, numbers 95-104
+        study.add_trial(create_trial(params={"lr": 1e-3, "x": (i % 97) / 97}, distributions=DIST,
+                                     value=abs(i - 100) + 1.0))  # fmt: skip
+    return study
+
+
+def test_small_sweeps_get_optunas_tpe_and_large_ones_the_window():
+    small, large = tpe_sampler(0, WINDOW_RECENT + WINDOW_BEST), tpe_sampler(0, 1000)
+    assert type(small) is optuna.samplers.TPESampler
+    assert isinstance(large, WindowedTPESampler) and (large.recent, large.best) == (WINDOW_RECENT, WINDOW_BEST)
+
+
+def test_the_window_holds_the_recent_trials_and_the_best_of_the_rest():
+    study = _study(600)
+    running = study.ask()
+    window = _StudyWindow(study, recent=200, best=50)
+    trials = window._get_trials(deepcopy=False)
+    finished = [t.number for t in trials if t.state == TrialState.COMPLETE]
+    assert len(finished) == 250
+    assert set(range(400, 600)) <= set(finished)  # the 200 most recent
+    assert set(finished) - set(range(400, 600)) == set(range(75, 125))  # the 50 best of the rest (values 1..26)
+    assert running.number in [t.number for t in trials]  # unfinished trials are all shown
+    assert len(_StudyWindow(study, recent=600, best=50)._get_trials()) == 601  # no window below its size
+    assert window.direction == study.direction  # the rest is the study's
+
+
+def test_a_windowed_tpe_suggests_from_a_large_study():
+    study = _study(400)
+    study.sampler = WindowedTPESampler(seed=0, multivariate=True, group=True, n_startup_trials=10)
+    for _ in range(3):
+        trial = study.ask(DIST)
+        assert 1e-5 <= trial.params["lr"] <= 1e-2 and 0.0 <= trial.params["x"] <= 1.0
+        study.tell(trial, 1.0)
