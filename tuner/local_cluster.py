@@ -35,7 +35,7 @@ from trainer_core.io_utils import atomic_write_json
 
 STATE_FILE = "cluster.json"
 ENV_FILE = "ray.env"
-START_TIMEOUT_S = 90
+START_TIMEOUT_S = 180  # a loaded 2-core machine takes over a minute to start a node
 DEFAULT_DASHBOARD_PORT = 8265  # Ray's own default, the one the cluster guide's `ray job` commands use
 
 
