@@ -1,0 +1,181 @@
+"""A sweep of many trials through motiontune's own path, with a trainable whose epoch is a fixed sleep.
+
+What is measured is everything but the training: the define-by-run space (``--space``, default: the default
+space) sampled by the sweep's TPE, warm-started with the base config; ASHA; the ConcurrencyLimiter; a report
+per epoch; the progress callback (its lines go to ``progress.log``); the results collected into
+``trials.parquet`` and ``history.parquet``. The searcher, the scheduler, the Tune and run configs are the ones
+``motiontune sweep`` builds (``tuner.sweep``); only the trainable is replaced: each epoch sleeps ``--sleep``
+seconds and reports an objective computed from the params (so TPE and ASHA have something to work on). Each
+trial asks ``--cpus-per-trial`` CPUs (a fraction), so many run at once on this machine's CPUs.
+
+Printed: the wall time of the search against its theoretical minimum (trial-epochs x sleep / slots, for the
+epochs ASHA let run, and for all of them), the overhead per trial, the searcher's suggest time (and its
+update when a trial ends) for the first and the last 100 trials, and the time to collect the results.
+Run::
+
+    python benchmarks/sweep_scale.py                 # 1,000 trials
+    python benchmarks/sweep_scale.py --trials 100    # the quick form
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+
+def sleep_trial(config: dict[str, Any], *, epochs: int, sleep: float, metric: str) -> None:
+    """Each epoch: sleep, then report an objective that depends on the params and improves with the epoch."""
+    from ray import tune
+
+    numbers = [float(v) for _, v in sorted(config.items()) if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    score = sum(abs(math.log10(abs(v))) if v else 0.0 for v in numbers) % 5.0 + 5.0
+    start = time.time()
+    for epoch in range(1, epochs + 1):
+        time.sleep(sleep)
+        tune.report({metric: score * (1 + 1 / epoch), "epoch": epoch, "diverged": 0, "trial_start": start,
+                     "report_time": time.time()})  # fmt: skip
+
+
+TIMES: dict[str, list[float]] = {"suggest": [], "suggest_cpu": [], "complete_cpu": []}
+
+
+def timed(searcher: Any) -> None:
+    """Make ``searcher`` (Ray's OptunaSearch) record into ``TIMES`` how long its ``suggest`` calls that return a
+    config take (wall, and CPU of the driver's thread: what the searcher costs whatever else the machine runs),
+    and the CPU its trial completions (TPE's ``tell``) take. A subclass, so Tune can still pickle it."""
+    base = type(searcher)
+
+    class Timed(base):  # type: ignore[misc, valid-type]
+        def suggest(self, trial_id: str) -> Any:
+            t, c = time.perf_counter(), time.thread_time()
+            out = super().suggest(trial_id)
+            if isinstance(out, dict):
+                TIMES["suggest"].append(time.perf_counter() - t)
+                TIMES["suggest_cpu"].append(time.thread_time() - c)
+            return out
+
+        def on_trial_complete(self, trial_id: str, *args: Any, **kwargs: Any) -> Any:
+            c = time.thread_time()
+            out = super().on_trial_complete(trial_id, *args, **kwargs)
+            TIMES["complete_cpu"].append(time.thread_time() - c)
+            return out
+
+    Timed.__qualname__ = Timed.__name__ = f"Timed{base.__name__}"
+    globals()[Timed.__name__] = Timed  # picklable by name
+    searcher.__class__ = Timed
+
+
+def _ms(values: list[float]) -> str:
+    if not values:
+        return "-"
+    return f"{statistics.mean(values) * 1e3:6.1f} ms mean, {max(values) * 1e3:6.1f} ms max"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--trials", type=int, default=1000)
+    ap.add_argument("--epochs", type=int, default=4, help="epochs per trial (ASHA's max_t)")
+    ap.add_argument("--sleep", type=float, default=1.0, help="seconds per epoch")
+    ap.add_argument("--cpus-per-trial", type=float, default=0.1)
+    ap.add_argument("--space", default="default")
+    ap.add_argument("--out", type=Path, help="experiment root (default: a temp dir, removed at the end)")
+    args = ap.parse_args()
+
+    import ray
+
+    root = args.out or Path(tempfile.mkdtemp(prefix="sweep_scale_"))
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        run(args, root)
+    finally:
+        ray.shutdown()  # also on failure: a driver that dies leaves its raylet spawning idle workers
+        if args.out is None:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, root: Path) -> None:
+    import ray
+    from ray import tune
+
+    from search_spaces.spec import space_from_dict
+    from tuner.results import collect_results, write_results
+    from tuner.sweep import SweepOptions, _run_config, _searcher, init_ray, prepare, tune_config
+
+    for attempt in range(3):  # on a loaded machine Ray's raylet can give up waiting for its dashboard agent
+        try:
+            init_ray(None)
+            break
+        except Exception as e:  # noqa: BLE001 - Ray raises a bare Exception for it
+            if "timed out during startup" not in str(e) or attempt == 2:
+                raise
+            print(f"Ray did not start ({e}); trying again", flush=True)
+            ray.shutdown()
+    cpus = ray.cluster_resources().get("CPU", 1)
+    slots = int(cpus / args.cpus_per_trial + 1e-9)
+    opts = SweepOptions(space=args.space, samples=args.trials, max_concurrent=slots, cpus_per_trial=args.cpus_per_trial,
+                        storage=str(root), name="scale", grace_period=1, verify=False, status_every=30)  # fmt: skip
+    meta = prepare(opts)  # the base config as it is, so it is a point of the space: TPE's warm start
+    meta.extra["epochs"] = args.epochs  # ASHA's max_t: the sleeping trainable's epochs
+    meta.save()
+    searcher = _searcher(meta, space_from_dict(meta.space, "space"))
+    timed(getattr(searcher, "searcher", searcher))  # the OptunaSearch inside the ConcurrencyLimiter
+    fn = tune.with_parameters(sleep_trial, epochs=args.epochs, sleep=args.sleep, metric=meta.metric)
+    tuner = tune.Tuner(tune.with_resources(fn, dict(meta.resources)), tune_config=tune_config(meta, searcher),
+                       run_config=_run_config(meta))  # fmt: skip
+    with open(root / "progress.log", "w") as log, contextlib.redirect_stdout(log):
+        t0 = time.perf_counter()
+        tuner.fit()
+        wall = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    trials, history = collect_results(meta)
+    write_results(meta, trials, history)
+    collect = time.perf_counter() - t1
+
+    ran = int(trials["epochs"].sum())
+    minimum = ran * args.sleep / slots
+    nominal = args.trials * args.epochs * args.sleep / slots
+    counts = trials["status"].value_counts().to_dict()
+    per_trial_ms = (wall - minimum) * slots / args.trials * 1e3
+    s, cpu, c = TIMES["suggest"], TIMES["suggest_cpu"], TIMES["complete_cpu"]
+    result = {
+        "trials": args.trials, "epochs": args.epochs, "sleep_s": args.sleep, "cpus": cpus,
+        "cpus_per_trial": args.cpus_per_trial, "slots": slots, "trial_epochs_run": ran, "status": counts,
+        "wall_s": round(wall, 2), "minimum_s": round(minimum, 2),
+        "over_minimum_pct": round(100 * (wall / minimum - 1), 1),
+        "nominal_minimum_s": round(nominal, 2), "overhead_per_trial_slot_ms": round(per_trial_ms, 1),
+        "suggest_first100_ms": round(statistics.mean(s[:100]) * 1e3, 2) if s else None,
+        "suggest_last100_ms": round(statistics.mean(s[-100:]) * 1e3, 2) if s else None,
+        "suggest_last100_max_ms": round(max(s[-100:]) * 1e3, 2) if s else None,
+        "suggest_cpu_first100_ms": round(statistics.mean(cpu[:100]) * 1e3, 2) if cpu else None,
+        "suggest_cpu_last100_ms": round(statistics.mean(cpu[-100:]) * 1e3, 2) if cpu else None,
+        "complete_first100_ms": round(statistics.mean(c[:100]) * 1e3, 2) if c else None,
+        "complete_last100_ms": round(statistics.mean(c[-100:]) * 1e3, 2) if c else None,
+        "collect_s": round(collect, 2), "load_1m": round(os.getloadavg()[0], 1),
+    }  # fmt: skip
+    print(f"{args.trials} trials x up to {args.epochs} epochs of {args.sleep:g} s, {args.cpus_per_trial:g} CPU each: "
+          f"{slots} slots on {cpus:g} CPUs; ASHA: {counts}")  # fmt: skip
+    print(f"trial-epochs run {ran} of {args.trials * args.epochs}")
+    print(f"search wall time       {wall:8.1f} s")
+    print(f"theoretical minimum    {minimum:8.1f} s  (epochs run x sleep / slots); {nominal:.1f} s for every epoch")
+    print(f"over the minimum       {100 * (wall / minimum - 1):8.1f} %")
+    print(f"overhead per trial     {per_trial_ms:8.1f} ms of a slot  ((wall - minimum) x slots / trials)")
+    print(f"suggest, first 100     {_ms(s[:100])}; CPU {_ms(cpu[:100])}")
+    print(f"suggest, last 100      {_ms(s[-100:])}; CPU {_ms(cpu[-100:])}")
+    print(f"trial end (TPE tell), CPU: first 100 {_ms(c[:100])}; last 100 {_ms(c[-100:])}")
+    load = os.getloadavg()
+    print(f"machine load (1, 5, 15 min) at the end: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}, {os.cpu_count()} cores")
+    print(f"results collection     {collect:8.1f} s  (trials.parquet, history.parquet: {len(history)} rows)")
+    print("json " + json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
