@@ -251,11 +251,17 @@ def _scheduler(meta: ExperimentMeta):  # noqa: ANN202
 
 
 def tune_config(meta: ExperimentMeta, search_alg: Any):  # noqa: ANN201
-    """The search's TuneConfig: the searcher, ASHA (or FIFO), the sample count."""
+    """The search's TuneConfig: the searcher, ASHA (or FIFO), the sample count.
+
+    Trials reuse their actors: a trial that ends hands its worker process (torch imported, the trainable
+    loaded) to the next trial of the same resources, instead of Ray starting a process per trial, which
+    costs a second or more of CPU each (``benchmarks/sweep_scale.py``). Each trial still starts in its
+    own working directory, from its own checkpoint, with its own torch thread count.
+    """
     from ray import tune
 
     return tune.TuneConfig(metric=meta.metric, mode=meta.mode, search_alg=search_alg, scheduler=_scheduler(meta),
-                           num_samples=meta.samples)  # fmt: skip
+                           num_samples=meta.samples, reuse_actors=True)  # fmt: skip
 
 
 def _trainable(meta: ExperimentMeta):  # noqa: ANN202
