@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -179,3 +180,29 @@ def test_an_unreadable_checkpoint(run, tmp_path):
     bad.write_bytes(b"not a checkpoint at all")
     proc = _eval_fails(tmp_path, str(bad), "--data", str(run["val"]))
     assert_one_line_error(proc, str(bad), "not a readable checkpoint")
+
+
+def _default_runs():
+    """The default runs in this checkout's results/runs (README set-up command 1 makes one, as CI does)."""
+    root = Path(__file__).resolve().parents[2] / "results" / "runs"
+    runs = [p.parent for p in root.glob("exp_phase_mpl-*/summary.json") if (p.parent / "best_model.pt").exists()]
+    return sorted(runs, key=lambda p: p.stat().st_mtime)
+
+
+@pytest.mark.skipif(not _default_runs(), reason="no default run here: README set-up command 1 (`motiontune train`)")
+def test_the_default_runs_best_model_scores_its_held_out_styles_as_in_training(tmp_path):
+    """The real default run's ``best_model.pt`` on a folder of only the clips it never trained on (the held-out
+    styles) gives back the numbers its own training logged for that epoch."""
+    out = _default_runs()[-1]
+    summary = json.loads((out / "summary.json").read_text())
+    held_out = summary["data"]["val_clips"]
+    bundled = load_dataset(summary["data"]["folder"])
+    assert not set(held_out) & set(summary["data"]["train_clips"])
+    val = _write_dataset(tmp_path / "held_out", bundled.skeleton, [c for c in bundled.clips if c.name in held_out])
+    result = evaluate_checkpoint(out / "best_model.pt", val)
+    logged = _in_training_metrics(out, summary["best"]["epoch"])
+    assert sorted(result["clips"]) == sorted(held_out)
+    for key in ("GeoDeg", "FreeRun/GeoDeg", "YawAbsDeg", "FreeRun/RootVelMAE"):
+        assert result["overall"]["model"][key] == pytest.approx(logged[key], rel=1e-5, abs=1e-7), key
+    base = result["overall"]["baselines"]["copy-last-frame"]
+    assert result["overall"]["model"]["FreeRun/GeoDeg"] < base["FreeRun/GeoDeg"]
