@@ -33,6 +33,7 @@ def _sweep(cluster, storage: Path, name: str, *extra: str):
                    "--shared-storage", "--name", name, *extra, cwd=storage)  # fmt: skip
 
 
+@pytest.mark.slow
 def test_trials_spread_over_the_nodes(cluster, tmp_path):
     proc = _sweep(cluster, tmp_path, "spread", "--samples", "6")
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -51,6 +52,7 @@ def _max_overlap(trials: pd.DataFrame) -> int:
     return peak
 
 
+@pytest.mark.slow
 def test_custom_resource_requests_bound_concurrency(cluster, tmp_path):
     """3 CPUs would allow 3 trials at once; 2 units of gpu_like allow 2, and only on the workers."""
     proc = _sweep(cluster, tmp_path, "packed", "--samples", "6", "--scheduler", "fifo", "--resource", "gpu_like=1")

@@ -33,6 +33,7 @@ def _terminated(exp) -> set[str]:
     return done
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_finishes_the_sweep_and_keeps_finished_trials(tmp_path):
     exp = tmp_path / "killed"
     cmd = [sys.executable, "-m", "tuner.cli", "sweep", "--smoke-test", "--samples", str(SAMPLES),

@@ -85,6 +85,7 @@ def resumed_sweep(tmp_path_factory):
     return exp, interrupted.name, res.stdout
 
 
+@pytest.mark.slow
 def test_every_trial_keeps_a_bounded_number_of_model_files(resumed_sweep):
     exp, _, _ = resumed_sweep
     trials = pd.read_parquet(exp / "trials.parquet")
@@ -93,6 +94,7 @@ def test_every_trial_keeps_a_bounded_number_of_model_files(resumed_sweep):
     assert_storage_bounded(exp)  # search and verification trials alike
 
 
+@pytest.mark.slow
 def test_resume_continues_the_killed_trial_from_a_kept_checkpoint(resumed_sweep):
     exp, interrupted, _ = resumed_sweep
     trials = pd.read_parquet(exp / "trials.parquet")
@@ -113,6 +115,7 @@ def test_resume_continues_the_killed_trial_from_a_kept_checkpoint(resumed_sweep)
     assert "files fetched from the trial's storage" in log
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("extra", [[], ["--metric", "GeoDeg"]], ids=["verified", "search-ranking"])
 def test_export_top_3_reads_only_kept_checkpoints(resumed_sweep, tmp_path, extra):
     from trainer_core.train import checkpoint as ckpt
@@ -130,6 +133,7 @@ def test_export_top_3_reads_only_kept_checkpoints(resumed_sweep, tmp_path, extra
         assert 1 <= ckpt.load(path)["epoch"] <= EPOCHS
 
 
+@pytest.mark.slow
 def test_summary_and_report_print_the_size_on_storage(resumed_sweep, tmp_path):
     from tuner.usage import storage_usage
 

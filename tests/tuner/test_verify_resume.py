@@ -24,6 +24,7 @@ def _result_file(checkpoint: str) -> Path:
     return Path(checkpoint).parent.parent / "result.json"
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_during_verification_keeps_finished_seeds(tmp_path):
     exp = tmp_path / "killed"
     cmd = [sys.executable, "-m", "tuner.cli", "sweep", "--smoke-test", "--samples", "2", "--scheduler", "fifo",
