@@ -61,7 +61,8 @@ def test_a_base_with_an_off_centre_speed_range_says_why_it_is_not_a_point():
 
 def test_mirror_choices_must_be_booleans():
     raw = {"name": "t", "params": {"augmentation.mirror": {"choices": [0, 1]}}}
-    with pytest.raises(ConfigError, match=r"`augmentation.mirror.choices` holds 0, but each must be one of false, true"):
+    message = r"`augmentation.mirror.choices` holds 0, but each must be one of false, true"
+    with pytest.raises(ConfigError, match=message):
         space_from_dict(raw, "my_space.json")
 
 

@@ -74,8 +74,9 @@ def _whole_clip(split, norm, aug, flip):
 
 @pytest.mark.parametrize(
     "left, right",
-    [("Foot_L", "Foot_R"), ("LeftFoot", "RightFoot"), ("l_ankle", "r_ankle"), ("mixamorig:LeftArm", "mixamorig:RightArm"),
-     ("LHipJoint", "RHipJoint"), ("foot.L", "foot.R"), ("Bip01 L Thigh", "Bip01 R Thigh"), ("leftfoot", "rightfoot")],
+    [("Foot_L", "Foot_R"), ("LeftFoot", "RightFoot"), ("l_ankle", "r_ankle"),
+     ("mixamorig:LeftArm", "mixamorig:RightArm"), ("LHipJoint", "RHipJoint"), ("foot.L", "foot.R"),
+     ("Bip01 L Thigh", "Bip01 R Thigh"), ("leftfoot", "rightfoot")],
 )  # fmt: skip
 def test_partners_are_found_by_name(left, right):
     assert side_and_stem(left)[0] == "L" and side_and_stem(right)[0] == "R"

@@ -75,7 +75,7 @@ def test_overall_numbers_are_the_step_weighted_mean_of_the_clips(run):
     assert sum(c["freerun_windows"] for c in clips) == overall["freerun_windows"] > 0
     for key, weight in (("GeoDeg", "teacher_steps"), ("FreeRun/GeoDeg", "freerun_windows")):
         for who in ("model", "copy-last-frame"):
-            def value(e):
+            def value(e, key=key, who=who):
                 return e["model"][key] if who == "model" else e["baselines"][who][key]
 
             mean = sum(value(c) * c[weight] for c in clips) / sum(c[weight] for c in clips)
