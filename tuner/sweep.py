@@ -38,6 +38,7 @@ from tuner.experiment import (
     resolve_storage,
 )
 from tuner.results import collect_results, quiet_missing_results, write_results
+from tuner.stop import fit
 from tuner.storage import check_storage
 from tuner.verify import (
     DEFAULT_SEEDS,
@@ -335,7 +336,7 @@ def launch(o: SweepOptions, meta: ExperimentMeta | None = None) -> dict[str, Any
     with experiment_lock(meta.path, "sweep"):
         tuner = tune.Tuner(_trainable(meta), tune_config=tune_config(meta, _searcher(meta, space)),
                            run_config=_run_config(meta))  # fmt: skip
-        tuner.fit()
+        fit(tuner, meta.path)
         return verify_after_search(meta, finish(meta))
 
 
@@ -358,7 +359,7 @@ def resume(experiment_dir: str, address: str | None = None, shared_storage: bool
         check_storage(meta.storage, n_nodes, shared_storage)
         tuner = tune.Tuner.restore(meta.path, trainable=_trainable(meta), resume_unfinished=True, resume_errored=True)
         fresh_callbacks(tuner, _run_config(meta).callbacks)  # this driver's progress lines
-        tuner.fit()
+        fit(tuner, meta.path)
         return verify_after_search(meta, finish(meta))
 
 

@@ -33,6 +33,7 @@ import pandas as pd
 from trainer_core.errors import ConfigError, DataError
 from tuner.experiment import ExperimentError, ExperimentMeta, join, read_bytes, write_bytes
 from tuner.results import collect_results, finished_trials, rank_trials, trial_params
+from tuner.stop import fit
 
 VERIFY_DIR = "verification"
 PLAN_FILE = "verification_plan.json"
@@ -217,7 +218,7 @@ def run_verification(meta: ExperimentMeta, plan: VerifyPlan) -> pd.DataFrame:
                 verbose=0,
             ),
         )
-    tuner.fit()
+    fit(tuner, meta.path)
     return finish_verification(meta, plan)
 
 

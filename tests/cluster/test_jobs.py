@@ -252,6 +252,9 @@ def test_the_guides_job_path_rehearsed_on_localhost(tmp_path):
     kept = _finished(after_stop)
     samples = int(option(words, "--samples"))
     assert 2 <= len(kept) < samples, after_stop.text[-3000:]  # stopped mid-way
+    # the driver took the stop's SIGTERM as Ctrl+C: it saved the state of every trial its log called done
+    assert f"motiontune: stopped by SIGTERM; the experiment's state is saved: `motiontune resume {experiment}`" \
+        in after_stop.text, after_stop.text[-3000:]
     kept_lines = {t: _result_lines(experiment, t) for t in kept}
     resumed, words = job(lambda c: "motiontune resume" in c)
     assert Path(words[words.index("resume") + 1]) == experiment

@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -67,3 +68,35 @@ def test_resume_after_sigkill_finishes_the_sweep_and_keeps_finished_trials(tmp_p
     assert list(kept["status"]) == list(finished_before["status"])
     assert kept["best/FreeRun/GeoDeg"].to_numpy() == pytest.approx(finished_before["best/FreeRun/GeoDeg"].to_numpy())
     assert list(kept["epochs"]) == list(finished_before["epochs"])
+
+
+def test_sigterm_stops_the_sweep_with_every_trial_it_called_done_saved(tmp_path):
+    """`ray job stop`, `kill` and Kubernetes send SIGTERM: the driver saves the experiment's state before it ends,
+    so `resume` never trains a trial again that a progress line called done (the state is otherwise saved every
+    2 s), and it writes no results tables for the half-finished search."""
+    exp = tmp_path / "stopped"
+    cmd = [sys.executable, "-m", "tuner.cli", "sweep", "--smoke-test", "--samples", "4", "--max-concurrent", "1",
+           "--no-verify", "--storage", str(tmp_path), "--name", "stopped"]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # fmt: skip
+    done: list[str] = []
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if m := re.search(r"\btrial +\d+/\d+ (\S+) done\b", line):
+                done.append(m.group(1))
+                proc.send_signal(signal.SIGTERM)  # at once: well inside the 2 s between periodic saves
+                break
+        stdout_rest, stderr = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert done, "no trial finished before the sweep's output ended:\n" + stderr[-3000:]
+    assert proc.returncode == 128 + signal.SIGTERM, stderr[-3000:]
+    assert stderr.strip().splitlines()[-1] == (
+        f"motiontune: stopped by SIGTERM; the experiment's state is saved: `motiontune resume {exp}` finishes it"
+    )
+    assert "Traceback" not in stderr
+    assert set(done) <= _terminated(exp)
+    assert not (exp / "trials.parquet").exists()

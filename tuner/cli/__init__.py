@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from trainer_core.errors import DivergedError, MotiontuneError
+    from tuner.stop import Stopped
 
     warnings.showwarning = show_warning
     args = build_parser().parse_args(argv)
@@ -48,6 +49,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DivergedError as e:
         print(f"motiontune: training {e}", file=sys.stderr)
         return EXIT_DIVERGED
+    except Stopped as e:
+        print(f"motiontune: {e}", file=sys.stderr)
+        return e.exit_code
     except KeyboardInterrupt:
         print("motiontune: interrupted", file=sys.stderr)
         return 130
