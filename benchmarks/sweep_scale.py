@@ -1,8 +1,9 @@
 """A sweep of many trials through motiontune's own path, with a trainable whose epoch is a fixed sleep.
 
 What is measured is everything but the training: the define-by-run space (``--space``, default: the default
-space) sampled by the sweep's TPE, warm-started with the base config; ASHA; the ConcurrencyLimiter; a report
-per epoch; the progress callback (its lines go to ``progress.log``); the results collected into
+space) sampled by the sweep's TPE, warm-started with the base config; ASHA; the ConcurrencyLimiter with
+``--max-concurrent`` (without it, as a user leaves it, the CPUs bound the trials at once); a report per epoch;
+the progress callback (its lines go to ``progress.log``); the results collected into
 ``trials.parquet`` and ``history.parquet``. The searcher, the scheduler, the Tune and run configs are the ones
 ``motiontune sweep`` builds (``tuner.sweep``); only the trainable is replaced: each epoch sleeps ``--sleep``
 seconds and reports an objective computed from the params (so TPE and ASHA have something to work on). Each
@@ -42,7 +43,7 @@ def sleep_trial(config: dict[str, Any], *, epochs: int, sleep: float, metric: st
     for epoch in range(1, epochs + 1):
         time.sleep(sleep)
         tune.report({metric: score * (1 + 1 / epoch), "epoch": epoch, "diverged": 0, "trial_start": start,
-                     "report_time": time.time()})  # fmt: skip
+                     "report_time": time.time(), "pid": os.getpid()})  # fmt: skip
 
 
 TIMES: dict[str, list[float]] = {"suggest": [], "suggest_cpu": [], "complete_cpu": []}
@@ -87,6 +88,8 @@ def main() -> None:
     ap.add_argument("--sleep", type=float, default=1.0, help="seconds per epoch")
     ap.add_argument("--cpus-per-trial", type=float, default=0.1)
     ap.add_argument("--space", default="default")
+    ap.add_argument("--max-concurrent", type=int, help="the sweep's --max-concurrent (default: none, as a user "
+                    "leaves it: the CPUs bound the trials at once)")  # fmt: skip
     ap.add_argument("--out", type=Path, help="experiment root (default: a temp dir, removed at the end)")
     args = ap.parse_args()
 
@@ -121,7 +124,9 @@ def run(args: argparse.Namespace, root: Path) -> None:
             ray.shutdown()
     cpus = ray.cluster_resources().get("CPU", 1)
     slots = int(cpus / args.cpus_per_trial + 1e-9)
-    opts = SweepOptions(space=args.space, samples=args.trials, max_concurrent=slots, cpus_per_trial=args.cpus_per_trial,
+    slots = min(slots, args.max_concurrent or slots)
+    opts = SweepOptions(space=args.space, samples=args.trials, max_concurrent=args.max_concurrent,
+                        cpus_per_trial=args.cpus_per_trial,
                         storage=str(root), name="scale", grace_period=1, verify=False, status_every=30)  # fmt: skip
     meta = prepare(opts)  # the base config as it is, so it is a point of the space: TPE's warm start
     meta.extra["epochs"] = args.epochs  # ASHA's max_t: the sleeping trainable's epochs
@@ -133,8 +138,9 @@ def run(args: argparse.Namespace, root: Path) -> None:
                        run_config=_run_config(meta))  # fmt: skip
     with open(root / "progress.log", "w") as log, contextlib.redirect_stdout(log):
         t0 = time.perf_counter()
-        tuner.fit()
+        grid = tuner.fit()
         wall = time.perf_counter() - t0
+    processes = len({r.metrics.get("pid") for r in grid} - {None})  # worker processes the trials ran in
     t1 = time.perf_counter()
     trials, history = collect_results(meta)
     write_results(meta, trials, history)
@@ -148,7 +154,8 @@ def run(args: argparse.Namespace, root: Path) -> None:
     s, cpu, c = TIMES["suggest"], TIMES["suggest_cpu"], TIMES["complete_cpu"]
     result = {
         "trials": args.trials, "epochs": args.epochs, "sleep_s": args.sleep, "cpus": cpus,
-        "cpus_per_trial": args.cpus_per_trial, "slots": slots, "trial_epochs_run": ran, "status": counts,
+        "cpus_per_trial": args.cpus_per_trial, "slots": slots, "max_concurrent": args.max_concurrent,
+        "worker_processes": processes, "trial_epochs_run": ran, "status": counts,
         "wall_s": round(wall, 2), "minimum_s": round(minimum, 2),
         "over_minimum_pct": round(100 * (wall / minimum - 1), 1),
         "nominal_minimum_s": round(nominal, 2), "overhead_per_trial_slot_ms": round(per_trial_ms, 1),
@@ -163,7 +170,8 @@ def run(args: argparse.Namespace, root: Path) -> None:
     }  # fmt: skip
     print(f"{args.trials} trials x up to {args.epochs} epochs of {args.sleep:g} s, {args.cpus_per_trial:g} CPU each: "
           f"{slots} slots on {cpus:g} CPUs; ASHA: {counts}")  # fmt: skip
-    print(f"trial-epochs run {ran} of {args.trials * args.epochs}")
+    print(f"trial-epochs run {ran} of {args.trials * args.epochs}; the trials ran in {processes} worker processes"
+          f" (--max-concurrent {args.max_concurrent or 'not given'})")  # fmt: skip
     print(f"search wall time       {wall:8.1f} s")
     print(f"theoretical minimum    {minimum:8.1f} s  (epochs run x sleep / slots); {nominal:.1f} s for every epoch")
     print(f"over the minimum       {100 * (wall / minimum - 1):8.1f} %")
