@@ -84,12 +84,17 @@ class DataConfig:
         return p
 
 
+MIRROR_CHOICES = (False, True, "auto")
+
+
 @dataclass
 class AugmentConfig:
     """The guide's ``augmentation`` block, applied per training window on the device."""
 
-    mirror: bool = False
-    """Mirror half the windows left/right (joint pairs found by name, or ``mirror_pairs``)."""
+    mirror: Any = False
+    """Mirror half the windows left/right (joint pairs found by name, or ``mirror_pairs``): true, false, or
+    ``"auto"``: mirror where the skeleton's joint names show left/right pairs, else train unmirrored with a
+    warning (for configs meant for skeletons not yet seen; true fails on a skeleton without sides)."""
     mirror_pairs: Any = None
     """``[[LEFT, RIGHT], ...]`` joint-name pairs overriding the ones found by name; None: by name."""
     noise_std: float = 0.0
@@ -99,6 +104,10 @@ class AugmentConfig:
 
     def problems(self) -> list[str]:
         p: list[str] = []
+        if self.mirror not in MIRROR_CHOICES or isinstance(self.mirror, (int, float)) and not isinstance(
+            self.mirror, bool
+        ):
+            p.append(f'`augmentation.mirror` is {self.mirror!r}, but must be true, false or "auto"')
         _in_range(p, self, "noise_std", 0.0, 1.0)
         r = self.speed_scale_range
         ok = (
@@ -120,7 +129,7 @@ class AugmentConfig:
 
     @property
     def active(self) -> bool:
-        return self.mirror or self.noise_std > 0 or tuple(self.speed_scale_range) != (1.0, 1.0)
+        return bool(self.mirror) or self.noise_std > 0 or tuple(self.speed_scale_range) != (1.0, 1.0)
 
 
 @dataclass

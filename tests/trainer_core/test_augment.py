@@ -320,20 +320,24 @@ def test_out_of_range_augmentation_values_fail_in_one_line(tmp_path, setting, me
     assert not out.exists()
 
 
-def test_mirror_on_a_skeleton_without_sides_fails_in_one_line(tmp_path, four_styles):
-    sk = Skeleton.from_files(four_styles)
+def _without_sides(sk: Skeleton) -> Skeleton:
+    """``sk`` with its joints renamed j00, j01, ...: nothing in the names says left or right."""
     rename = {b: f"j{i:02d}" for i, b in enumerate(sk.bones)}
-    data = tmp_path / "nosides"
-    data.mkdir()
-    for p in four_styles.glob("*.npz"):
-        shutil.copy(p, data / p.name)
-    Skeleton(
+    return Skeleton(
         bones=tuple(rename[b] for b in sk.bones),
         parents=sk.parents,
         offsets=sk.offsets,
         feet={k: tuple(rename[b] for b in v) for k, v in sk.feet.items()},
         groups={k: tuple(rename[b] for b in v) for k, v in sk.groups.items()},
-    ).to_files(data)
+    )
+
+
+def test_mirror_on_a_skeleton_without_sides_fails_in_one_line(tmp_path, four_styles):
+    data = tmp_path / "nosides"
+    data.mkdir()
+    for p in four_styles.glob("*.npz"):
+        shutil.copy(p, data / p.name)
+    _without_sides(Skeleton.from_files(four_styles)).to_files(data)
     out = tmp_path / "out"
     proc = run_cli("train", "--set", "augmentation.mirror=true", "--data", str(data), "--out", str(out))
     _one_line_exit_2(proc, "`augmentation.mirror` is true", "no left/right pairs", "augmentation.mirror_pairs")
@@ -362,3 +366,27 @@ def test_an_asymmetric_skeleton_gets_one_warning(real):
         Mirror.create(sk, split.Rg, None, CPU)
     texts = [str(w.message) for w in caught]
     assert len(texts) == 1 and "not left/right symmetric" in texts[0] and "Hand_L" in texts[0], texts
+
+
+def test_mirror_auto_mirrors_a_skeleton_with_sides_and_skips_one_without(real):
+    bundled, norm, split, _, _ = real
+    sided = Augmenter.create(AugmentConfig(mirror="auto"), bundled.skeleton, split, norm)
+    assert sided is not None and sided.mirror is not None
+    assert sided.mirror.perm.tolist() != list(range(bundled.skeleton.n_joints))  # pairs found, swapped
+    sideless = _without_sides(bundled.skeleton)
+    with pytest.warns(UserWarning, match=r'`augmentation.mirror` is "auto" .* no left/right pairs.*without mirroring'):
+        assert Augmenter.create(AugmentConfig(mirror="auto"), sideless, split, norm) is None
+    with pytest.warns(UserWarning, match="without mirroring"):
+        speed_only = Augmenter.create(AugmentConfig(mirror="auto", speed_scale_range=[0.8, 1.25]), sideless, split,
+                                      norm)  # fmt: skip
+    assert speed_only is not None and speed_only.mirror is None and speed_only.speed_range == (0.8, 1.25)
+    with pytest.raises(ConfigError, match="no left/right pairs"):  # true still asks for a mirror: it fails
+        Augmenter.create(AugmentConfig(mirror=True), sideless, split, norm)
+
+
+@pytest.mark.parametrize("value", ["yes", 1, None])
+def test_mirror_is_true_false_or_auto(value):
+    raw = {**load_config().to_dict(), "augmentation": {"mirror": value}}
+    with pytest.raises(ConfigError, match=r'`augmentation.mirror` is .*, but must be true, false or "auto"'):
+        config_from_dict(raw)
+    assert config_from_dict({**raw, "augmentation": {"mirror": "auto"}}).aug.mirror == "auto"

@@ -26,6 +26,7 @@ here runs.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -33,8 +34,9 @@ import torch
 from trainer_core.config import AugmentConfig
 from trainer_core.data.device_data import Split
 from trainer_core.data.features import COND_LAYOUT, Normalizer
-from trainer_core.data.mirror import Mirror
+from trainer_core.data.mirror import Mirror, pairs_by_name
 from trainer_core.data.skeleton import Skeleton
+from trainer_core.errors import ConfigError
 from trainer_core.model.geometry import depth_levels, forward_kinematics, matrix_to_rot6d, so3_exp, so3_log
 
 
@@ -56,10 +58,19 @@ class Augmenter:
         device = train.x.device
         mirror = None
         if aug.mirror or aug.mirror_pairs is not None:
-            mirror = Mirror.create(skeleton, train.Rg, aug.mirror_pairs, device)
-        if not aug.active:
-            return None
+            try:
+                mirror = Mirror.create(skeleton, train.Rg, aug.mirror_pairs, device)
+            except ConfigError:
+                if aug.mirror != "auto" or aug.mirror_pairs is not None:  # pairs the user named must work
+                    raise
+                why = ("the left/right pairs its joint names show do not mirror its joint tree"
+                       if pairs_by_name(skeleton.bones) else "its joint names show no left/right pairs")  # fmt: skip
+                warnings.warn(f'`augmentation.mirror` is "auto" and this skeleton cannot be mirrored ({why}): '
+                              "training without mirroring; name the pairs in `augmentation.mirror_pairs` to mirror",
+                              stacklevel=2)  # fmt: skip
         lo, hi = (float(v) for v in aug.speed_scale_range)
+        if not aug.active or (mirror is None and not aug.noise_std and (lo, hi) == (1.0, 1.0)):
+            return None  # nothing asked, or only a mirror "auto" that this skeleton cannot do
         return cls(
             norm=norm.to(device),
             offsets=torch.from_numpy(skeleton.offsets).to(device),
