@@ -59,7 +59,9 @@ SCALARS: dict[str, ParamDef] = {
 
 # The guide's augmentation block; the speed range is searched as its half-width around 1.
 AUGMENT: dict[str, ParamDef] = {
-    "augmentation.mirror": ParamDef("categorical", choices=(False, True), help="mirror half the windows left/right"),
+    "augmentation.mirror": ParamDef(
+        "categorical", choices=(False, True), help='mirror half the windows left/right ("auto" unless the base is true)'
+    ),
     "augmentation.noise_std": ParamDef("float", 0.0, 1.0, help="Gaussian noise on the normalized inputs"),
     "speed_scale_halfwidth": ParamDef(
         "float", 0.0, 0.75, help="augmentation.speed_scale_range = [1 - w, 1 + w]: windows resampled in time"

@@ -273,6 +273,8 @@ def params_to_config(space: SearchSpace, params: dict[str, Any], base: TrainConf
     raw = base.to_dict()
     raw.update({k: v[k] for k in SCALARS if k in space.dims or k in params})
     aug = _augment_block({k: v[k] for k in AUGMENT if k in space.dims or k in params})
+    if aug.get("mirror") is True and base.aug.mirror is not True:
+        aug["mirror"] = "auto"  # a skeleton without left/right names then trains unmirrored, not as a failed trial
     raw[AUGMENT_KEY] = {**raw[AUGMENT_KEY], **aug}
     if any(k in space.dims for k in TF_PARAMS):
         raw.update(_tf_keys(v, base.optim.epochs))

@@ -31,26 +31,35 @@ def test_default_and_wide_search_augmentation_and_regularisation(name):
         lo, hi = cfg.aug.speed_scale_range
         assert lo + hi == pytest.approx(2.0, abs=1e-9) and hi - 1 == pytest.approx(p["speed_scale_halfwidth"], abs=1e-6)
         assert base_params(space, cfg)[0]["speed_scale_halfwidth"] == pytest.approx(hi - 1, abs=1e-9)  # read back
-        assert cfg.aug.mirror is p["augmentation.mirror"] and cfg.aug.noise_std == p["augmentation.noise_std"]
+        assert cfg.aug.mirror == ("auto" if p["augmentation.mirror"] else False)
+        assert cfg.aug.noise_std == p["augmentation.noise_std"]
         assert cfg.model.dropout == p["dropout"] and cfg.optim.weight_decay == p["weight_decay"]
 
 
 def test_params_set_the_augmentation_block():
-    params = config_to_params(load_space("default"), load_config())
+    params = config_to_params(load_space("default"), _base(mirror=False))
     assert (params["augmentation.mirror"], params["augmentation.noise_std"], params["speed_scale_halfwidth"]) == (
         False, 0.0, 0.0)  # fmt: skip
     params.update({"augmentation.mirror": True, "augmentation.noise_std": 0.05, "speed_scale_halfwidth": 0.2})
-    cfg = params_to_config(load_space("default"), params, load_config())
-    assert cfg.aug.mirror is True and cfg.aug.noise_std == 0.05 and list(cfg.aug.speed_scale_range) == [0.8, 1.2]
+    cfg = params_to_config(load_space("default"), params, _base(mirror=False))
+    assert cfg.aug.mirror == "auto" and cfg.aug.noise_std == 0.05 and list(cfg.aug.speed_scale_range) == [0.8, 1.2]
     assert cfg.to_dict()["augmentation"]["speed_scale_range"] == [0.8, 1.2]
 
 
-def test_an_augmented_base_is_a_point_of_the_default_space_and_round_trips():
-    base = _base(mirror=True, noise_std=0.02, speed_scale_range=[0.9, 1.1])
+@pytest.mark.parametrize("mirror", [True, "auto"])
+def test_an_augmented_base_is_a_point_of_the_default_space_and_round_trips(mirror):
+    base = _base(mirror=mirror, noise_std=0.02, speed_scale_range=[0.9, 1.1])
     space = load_space("default")
     params = config_to_params(space, base)
-    assert params["speed_scale_halfwidth"] == pytest.approx(0.1)
-    assert params_to_config(space, params, base).to_dict() == base.to_dict()
+    assert params["speed_scale_halfwidth"] == pytest.approx(0.1) and params["augmentation.mirror"] is True
+    assert params_to_config(space, params, base).to_dict() == base.to_dict()  # a strict `true` stays strict
+
+
+def test_a_sampled_mirror_trains_unmirrored_on_a_skeleton_without_side_names():
+    """The space's `true` is written "auto": a trial on such a skeleton warns, it does not fail."""
+    params = {**config_to_params(load_space("default"), _base(mirror=False)), "augmentation.mirror": True}
+    raw = params_to_config(load_space("default"), params, _base(mirror=False)).to_dict()
+    assert raw["augmentation"]["mirror"] == "auto"
 
 
 def test_a_base_with_an_off_centre_speed_range_says_why_it_is_not_a_point():
