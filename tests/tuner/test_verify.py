@@ -143,6 +143,7 @@ def test_export_without_a_verification_says_unverified(smoke_sweep, tmp_path):
     assert prov["verified"] is False and "motiontune verify" in prov["unverified"]
 
 
+@pytest.mark.slow  # four trainings and a second dataset (70 s on 2 cores)
 def test_verify_command_when_no_finalist_beats_the_base(tmp_path):
     """A search whose every config is worse than the base (lr far too small): `verify`, then export says so.
 
