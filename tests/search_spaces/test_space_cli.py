@@ -34,7 +34,7 @@ def test_sampled_config_trains_as_is(tmp_path):
                           env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     cfg = json.loads((tmp_path / "c.json").read_text())
-    assert cfg["epochs"] == 30 and len(cfg["freerun_stage_schedule"]) == 3
+    assert cfg["epochs"] == 15 and len(cfg["freerun_stage_schedule"]) == 3
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "finished"
 
 

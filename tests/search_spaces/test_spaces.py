@@ -55,9 +55,9 @@ def test_the_seed_config_round_trips_through_the_space(name):
     assert back == seed.to_dict()  # every key, searched or not
 
 
-def test_seed_params_in_the_default_space_are_the_seeds_numbers():
+def test_packaged_params_in_the_default_space_are_its_numbers():
     p = config_to_params(load_space("default"), load_config())
-    assert p["stage_share1"] == pytest.approx(0.3) and p["stage_share2"] == pytest.approx(12 / 21)
+    assert p["stage_share1"] == pytest.approx(4 / 15) and p["stage_share2"] == pytest.approx(6 / 11)  # 1-4, 5-10
     assert (p["horizon_first"], p["horizon_step2"], p["horizon_step3"]) == (8, 6, 4)
     assert p["core_first"] == 0.07 and p["core_growth2"] == pytest.approx(3.25)
     assert p["freerun_rise2"] == pytest.approx(1.0) and p["freerun_rise3"] == pytest.approx(0.5)

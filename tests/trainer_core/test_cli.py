@@ -52,14 +52,14 @@ def test_out_of_range_value(tmp_path):
 
 def test_stage_ranges_with_a_gap(tmp_path):
     raw = _default()
-    raw["freerun_stage_schedule"][1]["range"] = [11, 21]
+    raw["freerun_stage_schedule"][1]["range"] = [6, 10]  # the packaged stages are 1-4, 5-10, 11-15
     proc, _ = _train_with(tmp_path, raw)
-    assert_one_line_error(proc, "freerun_stage_schedule[1]", "gap after epoch 9")
+    assert_one_line_error(proc, "freerun_stage_schedule[1]", "gap after epoch 4")
 
 
 def test_stage_ranges_that_overlap(tmp_path):
     raw = _default()
-    raw["freerun_stage_schedule"][2]["range"] = [20, 30]
+    raw["freerun_stage_schedule"][2]["range"] = [9, 15]
     proc, _ = _train_with(tmp_path, raw)
     assert_one_line_error(proc, "freerun_stage_schedule[2]", "overlapping")
 

@@ -17,7 +17,8 @@ def _grads(model):
 
 def test_four_micro_batches_give_the_gradient_of_one_big_batch(tiny_config):
     # tf 1 (no sampled inputs), no dropout, no augmentation: every draw is the same either way
-    cfg = tiny_config(tf_mode="constant", tf_max=1.0, tf_min=1.0, dropout=0.0, freerun_weight=0.2, batch=16)
+    cfg = tiny_config(tf_mode="constant", tf_max=1.0, tf_min=1.0, dropout=0.0, freerun_weight=0.2, batch=16,
+                      augmentation={"mirror": False})  # fmt: skip
     s = setup(cfg)
     T = cfg.optim.seq_len
     whole = s.train.window_starts[s.train.window_starts + T + 1 <= s.train.clip_end[s.train.window_starts]]
@@ -49,7 +50,8 @@ def test_accumulation_draws_the_windows_of_the_big_batch(tiny_config):
 
 
 def test_one_step_with_accumulation_matches_the_big_batch_step(tiny_config):
-    kw = dict(tf_mode="constant", tf_max=1.0, tf_min=1.0, dropout=0.0, freerun_weight=0.0, grad_clip=0.0)
+    kw = dict(tf_mode="constant", tf_max=1.0, tf_min=1.0, dropout=0.0, freerun_weight=0.0, grad_clip=0.0,
+              augmentation={"mirror": False})  # each micro-batch draws its own mirror flips  # fmt: skip
     big, acc = setup(tiny_config(batch=8, **kw)), setup(tiny_config(batch=2, grad_accum_steps=4, **kw))
     T = big.cfg.optim.seq_len
     ws = big.train.window_starts

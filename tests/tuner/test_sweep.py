@@ -73,9 +73,9 @@ def test_asha_first_rung_waits_for_the_free_run_stage():
     from trainer_core.config_load import load_config, smoke_config
     from tuner.sweep import default_grace_period
 
-    assert default_grace_period(load_config()) == 10  # stage2_mixed, the first with freerun_weight > 0
-    assert default_grace_period(load_config().with_epochs(12)) == 5
+    assert default_grace_period(load_config()) == 5  # stage2_mixed, the first with freerun_weight > 0
+    assert default_grace_period(load_config().with_epochs(30)) == 9  # stage 1 rescaled to epochs 1-8
     assert default_grace_period(smoke_config()) == 2
     no_stages = load_config()
     no_stages.stages = []
-    assert default_grace_period(no_stages) == 3  # freerun_weight 0 throughout: a tenth of 30 epochs
+    assert default_grace_period(no_stages.with_epochs(30)) == 3  # freerun_weight 0 throughout: a tenth of 30 epochs
