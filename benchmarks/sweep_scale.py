@@ -12,10 +12,14 @@ trial asks ``--cpus-per-trial`` CPUs (a fraction), so many run at once on this m
 Printed: the wall time of the search against its theoretical minimum (trial-epochs x sleep / slots, for the
 epochs ASHA let run, and for all of them), the overhead per trial, the searcher's suggest time (and its
 update when a trial ends) for the first and the last 100 trials, and the time to collect the results.
-Run::
+
+The baseline, run first in the same process and Ray session: Ray Tune alone with the same trainable, resources,
+trial count and ASHA, but Tune's random search, its default callbacks and its own experiment-state period.
+What Ray costs per trial on this machine, and the ratio of motiontune's path to it. Run::
 
     python benchmarks/sweep_scale.py                 # 1,000 trials
     python benchmarks/sweep_scale.py --trials 100    # the quick form
+    python benchmarks/sweep_scale.py --no-baseline   # motiontune's path only
 """
 
 from __future__ import annotations
@@ -90,6 +94,7 @@ def main() -> None:
     ap.add_argument("--space", default="default")
     ap.add_argument("--max-concurrent", type=int, help="the sweep's --max-concurrent (default: none, as a user "
                     "leaves it: the CPUs bound the trials at once)")  # fmt: skip
+    ap.add_argument("--no-baseline", action="store_true", help="skip Ray Tune alone (run first, as the baseline)")
     ap.add_argument("--out", type=Path, help="experiment root (default: a temp dir, removed at the end)")
     args = ap.parse_args()
 
@@ -110,6 +115,7 @@ def run(args: argparse.Namespace, root: Path) -> None:
     from ray import tune
 
     from search_spaces.spec import space_from_dict
+    from tuner.pending import pending_trials
     from tuner.results import collect_results, write_results
     from tuner.sweep import SweepOptions, _run_config, _searcher, init_ray, prepare, tune_config
 
@@ -131,16 +137,18 @@ def run(args: argparse.Namespace, root: Path) -> None:
     meta = prepare(opts)  # the base config as it is, so it is a point of the space: TPE's warm start
     meta.extra["epochs"] = args.epochs  # ASHA's max_t: the sleeping trainable's epochs
     meta.save()
+    fn = tune.with_parameters(sleep_trial, epochs=args.epochs, sleep=args.sleep, metric=meta.metric)
+    base = None if args.no_baseline else ray_tune_alone(args, root, meta, fn, slots)
     searcher = _searcher(meta, space_from_dict(meta.space, "space"))
     timed(getattr(searcher, "searcher", searcher))  # the OptunaSearch inside the ConcurrencyLimiter
-    fn = tune.with_parameters(sleep_trial, epochs=args.epochs, sleep=args.sleep, metric=meta.metric)
     tuner = tune.Tuner(tune.with_resources(fn, dict(meta.resources)), tune_config=tune_config(meta, searcher),
                        run_config=_run_config(meta))  # fmt: skip
     with open(root / "progress.log", "w") as log, contextlib.redirect_stdout(log):
-        t0 = time.perf_counter()
-        grid = tuner.fit()
-        wall = time.perf_counter() - t0
-    processes = len({r.metrics.get("pid") for r in grid} - {None})  # worker processes the trials ran in
+        with pending_trials(meta.resources, meta.max_concurrent) as pending:  # as `motiontune sweep` runs it
+            t0 = time.perf_counter()
+            grid = tuner.fit()
+            wall = time.perf_counter() - t0
+    processes = _processes(grid)
     t1 = time.perf_counter()
     trials, history = collect_results(meta)
     write_results(meta, trials, history)
@@ -150,12 +158,12 @@ def run(args: argparse.Namespace, root: Path) -> None:
     minimum = ran * args.sleep / slots
     nominal = args.trials * args.epochs * args.sleep / slots
     counts = trials["status"].value_counts().to_dict()
-    per_trial_ms = (wall - minimum) * slots / args.trials * 1e3
+    per_trial_ms = _per_trial_ms(wall, minimum, slots, args.trials)
     s, cpu, c = TIMES["suggest"], TIMES["suggest_cpu"], TIMES["complete_cpu"]
     result = {
         "trials": args.trials, "epochs": args.epochs, "sleep_s": args.sleep, "cpus": cpus,
         "cpus_per_trial": args.cpus_per_trial, "slots": slots, "max_concurrent": args.max_concurrent,
-        "worker_processes": processes, "trial_epochs_run": ran, "status": counts,
+        "worker_processes": processes, "pending_trials": pending, "trial_epochs_run": ran, "status": counts,
         "wall_s": round(wall, 2), "minimum_s": round(minimum, 2),
         "over_minimum_pct": round(100 * (wall / minimum - 1), 1),
         "nominal_minimum_s": round(nominal, 2), "overhead_per_trial_slot_ms": round(per_trial_ms, 1),
@@ -166,12 +174,18 @@ def run(args: argparse.Namespace, root: Path) -> None:
         "suggest_cpu_last100_ms": round(statistics.mean(cpu[-100:]) * 1e3, 2) if cpu else None,
         "complete_first100_ms": round(statistics.mean(c[:100]) * 1e3, 2) if c else None,
         "complete_last100_ms": round(statistics.mean(c[-100:]) * 1e3, 2) if c else None,
-        "collect_s": round(collect, 2), "load_1m": round(os.getloadavg()[0], 1),
+        "collect_s": round(collect, 2), "load_1m": round(os.getloadavg()[0], 1), "baseline": base,
     }  # fmt: skip
+    if base:
+        print(f"Ray Tune alone (random search, the same ASHA, Tune's defaults), run first: {base['wall_s']:.1f} s "
+              f"against a minimum of {base['minimum_s']:.1f} s ({base['over_minimum_pct']:+.1f} %), "
+              f"{base['trial_epochs_run']} trial-epochs in {base['worker_processes']} worker processes, "
+              f"{base['overhead_per_trial_slot_ms']:.1f} ms of a slot per trial")  # fmt: skip
     print(f"{args.trials} trials x up to {args.epochs} epochs of {args.sleep:g} s, {args.cpus_per_trial:g} CPU each: "
           f"{slots} slots on {cpus:g} CPUs; ASHA: {counts}")  # fmt: skip
     print(f"trial-epochs run {ran} of {args.trials * args.epochs}; the trials ran in {processes} worker processes"
-          f" (--max-concurrent {args.max_concurrent or 'not given'})")  # fmt: skip
+          f" (--max-concurrent {args.max_concurrent or 'not given'}; pending trials at once: "
+          f"{pending or os.environ.get('TUNE_MAX_PENDING_TRIALS_PG', 'Tune decides')})")  # fmt: skip
     print(f"search wall time       {wall:8.1f} s")
     print(f"theoretical minimum    {minimum:8.1f} s  (epochs run x sleep / slots); {nominal:.1f} s for every epoch")
     print(f"over the minimum       {100 * (wall / minimum - 1):8.1f} %")
@@ -182,7 +196,59 @@ def run(args: argparse.Namespace, root: Path) -> None:
     load = os.getloadavg()
     print(f"machine load (1, 5, 15 min) at the end: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}, {os.cpu_count()} cores")
     print(f"results collection     {collect:8.1f} s  (trials.parquet, history.parquet: {len(history)} rows)")
+    if base:
+        alone = base["overhead_per_trial_slot_ms"]
+        ratio = per_trial_ms / alone if alone > 0 else math.nan
+        print(f"against Ray Tune alone: overhead per trial x{ratio:.2f}; over the minimum "
+              f"{100 * (wall / minimum - 1):+.1f} % against {base['over_minimum_pct']:+.1f} %")  # fmt: skip
     print("json " + json.dumps(result))
+
+
+def ray_tune_alone(args: argparse.Namespace, root: Path, meta: Any, fn: Any, slots: int) -> dict[str, Any]:
+    """The baseline: the same trainable, resources, trial count and ASHA through Ray Tune with nothing of ours
+    (random search, Tune's default callbacks and experiment-state period, no checkpoint or failure config)."""
+    from ray import tune
+
+    from tuner.sweep import _scheduler
+
+    period = os.environ.pop("TUNE_GLOBAL_CHECKPOINT_S", None)  # Tune's own ("auto"), read when fit starts
+    try:
+        tuner = tune.Tuner(
+            tune.with_resources(fn, dict(meta.resources)),
+            param_space={"lr": tune.loguniform(1e-4, 1e-3), "batch": tune.choice([8, 16, 32])},
+            tune_config=tune.TuneConfig(
+                metric=meta.metric,
+                mode=meta.mode,
+                scheduler=_scheduler(meta),
+                num_samples=args.trials,
+                reuse_actors=True,
+                max_concurrent_trials=args.max_concurrent,
+            ),  # fmt: skip
+            run_config=tune.RunConfig(name="ray_tune_alone", storage_path=str(root), verbose=0),
+        )
+        t0 = time.perf_counter()
+        grid = tuner.fit()
+        wall = time.perf_counter() - t0
+    finally:
+        if period is not None:
+            os.environ["TUNE_GLOBAL_CHECKPOINT_S"] = period
+    if grid.num_errors:
+        raise RuntimeError(f"the baseline had {grid.num_errors} failed trials")
+    ran = sum(int(r.metrics.get("training_iteration", 0)) for r in grid)
+    minimum = ran * args.sleep / slots
+    return {"wall_s": round(wall, 2), "minimum_s": round(minimum, 2), "trial_epochs_run": ran,
+            "over_minimum_pct": round(100 * (wall / minimum - 1), 1), "worker_processes": _processes(grid),
+            "overhead_per_trial_slot_ms": round(_per_trial_ms(wall, minimum, slots, args.trials), 1)}  # fmt: skip
+
+
+def _processes(grid: Any) -> int:
+    """How many worker processes the trials ran in (each reports its pid)."""
+    return len({r.metrics.get("pid") for r in grid} - {None})
+
+
+def _per_trial_ms(wall: float, minimum: float, slots: int, trials: int) -> float:
+    """What each trial cost beyond its sleeps, in ms of one slot: (wall - minimum) x slots / trials."""
+    return (wall - minimum) * slots / trials * 1e3
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ from tuner.experiment import (
     read_bytes,
     resolve_storage,
 )
+from tuner.pending import pending_trials
 from tuner.results import collect_results, quiet_missing_results, write_results
 from tuner.stop import fit
 from tuner.storage import check_storage
@@ -336,7 +337,8 @@ def launch(o: SweepOptions, meta: ExperimentMeta | None = None) -> dict[str, Any
     with experiment_lock(meta.path, "sweep"):
         tuner = tune.Tuner(_trainable(meta), tune_config=tune_config(meta, _searcher(meta, space)),
                            run_config=_run_config(meta))  # fmt: skip
-        fit(tuner, meta.path)
+        with pending_trials(meta.resources, meta.max_concurrent):
+            fit(tuner, meta.path)
         return verify_after_search(meta, finish(meta))
 
 
@@ -359,7 +361,8 @@ def resume(experiment_dir: str, address: str | None = None, shared_storage: bool
         check_storage(meta.storage, n_nodes, shared_storage)
         tuner = tune.Tuner.restore(meta.path, trainable=_trainable(meta), resume_unfinished=True, resume_errored=True)
         fresh_callbacks(tuner, _run_config(meta).callbacks)  # this driver's progress lines
-        fit(tuner, meta.path)
+        with pending_trials(meta.resources, meta.max_concurrent):
+            fit(tuner, meta.path)
         return verify_after_search(meta, finish(meta))
 
 
