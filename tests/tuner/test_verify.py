@@ -20,7 +20,9 @@ METRIC = "FreeRun/GeoDeg"
 
 @pytest.fixture(scope="module")
 def verified_sweep(tmp_path_factory):
-    """`motiontune sweep --smoke-test` with its default verification (top 2 + base, 2 fresh seeds)."""
+    """`motiontune sweep --smoke-test` with its default verification (top 2 + base, 2 fresh seeds).
+
+    Ten trainings (80 s on 2 cores): the tests that use it run with the slow ones (`pytest -m slow`, CI)."""
     root = tmp_path_factory.mktemp("verified")
     proc = run_cli("sweep", "--smoke-test", "--samples", "4", "--max-concurrent", "2", "--storage", str(root),
                    "--name", "v", cwd=root)  # fmt: skip
@@ -36,6 +38,7 @@ def test_t_quantile_matches_scipy():
         assert t_quantile(0.975, df) == pytest.approx(stats.t.ppf(0.975, df), rel=1e-6)
 
 
+@pytest.mark.slow
 def test_the_finalists_are_the_search_top_two_and_the_base(verified_sweep):
     exp, trials, table, stdout = verified_sweep
     assert len(table) == 3 and table["is_base"].sum() == 1
@@ -51,6 +54,7 @@ def test_the_finalists_are_the_search_top_two_and_the_base(verified_sweep):
     assert "verified on 2 fresh seeds" in stdout and "improvement" in stdout
 
 
+@pytest.mark.slow
 def test_every_config_ran_on_the_same_fresh_seeds(verified_sweep):
     from tuner.experiment import ExperimentMeta
     from tuner.verify import VerifyPlan, verification_runs
@@ -70,6 +74,7 @@ def test_every_config_ran_on_the_same_fresh_seeds(verified_sweep):
     assert (runs["best_epoch"] >= 1).all()
 
 
+@pytest.mark.slow
 def test_the_ranking_follows_the_per_seed_values(verified_sweep):
     _, _, table, _ = verified_sweep
     base = table[table["is_base"]].iloc[0]
@@ -92,6 +97,7 @@ def test_the_ranking_follows_the_per_seed_values(verified_sweep):
     assert table["winner"].tolist() == [True, False, False]
 
 
+@pytest.mark.slow
 def test_export_writes_the_verified_winner_with_provenance(verified_sweep, tmp_path):
     from search_spaces.mapping import params_to_config
     from search_spaces.spec import space_from_dict
@@ -124,6 +130,7 @@ def test_export_writes_the_verified_winner_with_provenance(verified_sweep, tmp_p
     assert len(proc.stdout.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_report_adds_the_verification_plot(verified_sweep, tmp_path):
     exp = verified_sweep[0]
     proc = run_cli("report", str(exp), "--out", str(tmp_path / "r"))
