@@ -14,13 +14,22 @@ FK of the mirrored pose equals the mirrored FK (positions ``M p_s(j)``) exactly 
 ``A_j o_k = o_s(k)`` for every child ``k`` of ``j`` (bone offsets ``o``).
 
 Rigs give each joint its own rest frame (a bone along +x on the left may run
-along -x on the right), so ``A_j`` is not ``M`` in general. It is found from the
-training motion: the ``A`` with ``det = -1`` nearest to the mean of
-``G_s(j)^T M G_j`` over frames (orthogonal Procrustes), i.e. the frame map under
-which the mirrored motion overlays the real one best; then snapped to the
-nearest signed axis permutation when within ``SNAP_DEG`` (rig frames differ by
-axis swaps and sign flips). Pairs come from joint names (``Foot_L``/``Foot_R``,
-``LeftFoot``, ``l_ankle``, ``mixamorig:LeftArm``, ``LHipJoint``) or are given.
+along -x on the right), so ``A_j`` is not ``M`` in general. The rest offsets come
+first: ``A_j`` must send each child's offset to its partner's (the condition
+above). Two non-collinear child offsets pin ``A_j`` (``det = -1`` fixes the third
+axis); one pins it up to a rotation about that offset; an end joint has none.
+What the offsets leave free is found from the training motion: the frame map
+under which the mirrored motion overlays the real one best, i.e. the ``A``
+maximising ``tr(A^T S)`` with ``S`` the mean of ``G_s(j)^T M G_j`` over frames
+(orthogonal Procrustes), the offsets weighing ``OFFSET_WEIGHT`` times as much.
+A midline joint's ``A_j`` is a reflection ``I - 2 n n^T`` (the sagittal plane in
+its frame). Last, ``A_j`` is snapped to the nearest signed axis permutation
+(rig frames differ by axis swaps and sign flips) when within ``SNAP_DEG`` and
+moving no mirrored child joint by more than ``SNAP_TOL_M``. So the motion, and
+how little of it there is, never bends a bone: FK of the mirrored pose is the
+mirrored FK up to the offsets' own asymmetry, which gets a warning naming the
+bones. Pairs come from joint names (``Foot_L``/``Foot_R``, ``LeftFoot``,
+``l_ankle``, ``mixamorig:LeftArm``, ``LHipJoint``) or are given.
 """
 
 from __future__ import annotations
@@ -36,7 +45,10 @@ import torch
 from trainer_core.data.skeleton import Skeleton
 from trainer_core.errors import ConfigError, did_you_mean
 
-SNAP_DEG = 30.0  # a frame map this close to a signed axis permutation is that permutation
+SNAP_DEG = 30.0  # a frame map this close to a signed axis permutation is that permutation ...
+SNAP_TOL_M = 5e-4  # ... if that moves no mirrored child joint by more than this (metres)
+OFFSET_WEIGHT = 1e6  # rest offsets outweigh the motion: it decides only what they leave free
+MIN_OFFSET_M = 1e-6  # a shorter offset (CMU's zero-length `LHipJoint`) pins no direction
 SYMMETRY_TOL_M = 0.01  # offsets whose mirror images differ by more than this get a warning
 PAIRS_KEY = "augmentation.mirror_pairs"
 _SIDE_WORDS = {"l": "L", "left": "L", "r": "R", "right": "R"}
@@ -153,28 +165,59 @@ def _improper_polar(S: torch.Tensor) -> torch.Tensor:
     return U @ torch.diag(D) @ Vh
 
 
-def _snap(A: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+def _reflection(S: torch.Tensor) -> torch.Tensor:
+    """The reflection ``I - 2 n n^T`` maximising ``tr(A^T S)``: ``n`` is ``sym(S)``'s lowest eigenvector."""
+    n = torch.linalg.eigh(0.5 * (S + S.T)).eigenvectors[:, 0]
+    return torch.eye(3, dtype=S.dtype) - 2.0 * torch.outer(n, n)
+
+
+def _snap(A: torch.Tensor, candidates: torch.Tensor, pinned: torch.Tensor) -> torch.Tensor:
+    """The candidate nearest ``A`` if within ``SNAP_DEG`` and moving no ``pinned (K, 3)`` offset over ``SNAP_TOL_M``."""
     scores = (candidates * A).sum((-1, -2))  # tr(P^T A) = 1 + 2 cos(angle between A and P)
     best = int(scores.argmax())
     angle = math.degrees(math.acos(max(-1.0, min(1.0, (float(scores[best]) - 1.0) / 2.0))))
-    return candidates[best].clone() if angle <= SNAP_DEG else A
+    moved = float(((candidates[best] - A) @ pinned.T).norm(dim=0).max()) if len(pinned) else 0.0
+    return candidates[best].clone() if angle <= SNAP_DEG and moved <= SNAP_TOL_M else A
 
 
-def frame_maps(Rg: torch.Tensor, perm: list[int]) -> torch.Tensor:
-    """``A_j`` ``(J, 3, 3)`` float64 from global rotations ``Rg (F, J, 3, 3)`` of the training frames."""
+def frame_maps(
+    Rg: torch.Tensor, perm: list[int], parents: tuple[int, ...] | list[int], offsets: torch.Tensor
+) -> torch.Tensor:
+    """``A_j`` ``(J, 3, 3)`` float64 from the rest ``offsets (J, 3)`` and global rotations ``Rg (F, J, 3, 3)``.
+
+    The offsets pin what they can (``A_j o_k = o_s(k)`` for each child ``k``); the training frames' rotations
+    decide the rest (see the module docstring).
+    """
+    J = len(perm)
+    if Rg.dim() != 4 or Rg.shape[1:] != (J, 3, 3) or offsets.shape != (J, 3):
+        raise ValueError(
+            f"`Rg` has shape {tuple(Rg.shape)} and `offsets` {tuple(offsets.shape)}, but must be (F, {J}, 3, 3) "
+            f"and ({J}, 3)"
+        )
     G = Rg.detach().to("cpu", torch.float64)
+    off = offsets.detach().to("cpu", torch.float64)
     M = torch.diag(torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64))
     S = (G[:, perm].transpose(-1, -2) @ M @ G).mean(0)  # (J, 3, 3): mean of G_s(j)^T M G_j
+    length = off.norm(dim=-1)
+    unit = off / length.clamp_min(MIN_OFFSET_M)[:, None]
+    H = torch.zeros_like(S)  # sum over children k of unit(o_s(k)) unit(o_k)^T: the offsets' pull on A_j
+    children: list[list[int]] = [[] for _ in range(J)]
+    for k, j in enumerate(parents):
+        if j >= 0 and min(length[k], length[perm[k]]) > MIN_OFFSET_M:
+            H[j] += torch.outer(unit[perm[k]], unit[k])
+            children[j].append(k)
     candidates = _signed_permutations()
+    symmetric = candidates[(candidates == candidates.transpose(-1, -2)).all(-1).all(-1)]
     A = torch.empty_like(S)
     for j, k in enumerate(perm):
         if k < j:
             continue
-        if k == j:  # on the midline: A_j must be its own inverse, so fit it to the symmetric part
-            Aj = _snap(_improper_polar(0.5 * (S[j] + S[j].T)), candidates)
-            A[j] = Aj if torch.allclose(Aj @ Aj, torch.eye(3, dtype=Aj.dtype), atol=1e-9) else _improper_polar(S[j])
+        target = OFFSET_WEIGHT * H[j] + S[j]
+        pinned = off[children[j]]
+        if k == j:  # on the midline: A_j is its own inverse, a reflection across the sagittal plane
+            A[j] = _snap(_reflection(target), symmetric, pinned)
         else:
-            A[j] = _snap(_improper_polar(S[j]), candidates)
+            A[j] = _snap(_improper_polar(target), candidates, pinned)
             A[k] = A[j].T
     return A
 
@@ -193,7 +236,7 @@ class Mirror:
     ) -> Mirror:
         """From the skeleton, the training frames' global rotations ``Rg (F, J, 3, 3)`` and optional pairs."""
         perm = joint_permutation(skeleton, given)
-        A = frame_maps(Rg, perm)
+        A = frame_maps(Rg, perm, skeleton.parents, torch.from_numpy(skeleton.offsets))
         M = torch.diag(torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64))
         left = torch.stack([M if p < 0 else A[p].T for p in skeleton.parents])
         _warn_if_asymmetric(skeleton, perm, A)
@@ -213,18 +256,28 @@ class Mirror:
 
 
 def _warn_if_asymmetric(skeleton: Skeleton, perm: list[int], A: torch.Tensor) -> None:
-    """One warning naming the bone whose offset is furthest from its partner's mirror image."""
+    """One warning naming every bone whose offset, mirrored, misses its partner's by over ``SYMMETRY_TOL_M``.
+
+    The maps are fitted to the offsets first, so what remains is the offsets' own asymmetry (a bone longer on one
+    side, children at other angles), not a fitting error.
+    """
     off = torch.from_numpy(skeleton.offsets).double()
-    worst, where = 0.0, ""
+    misses: dict[tuple[int, int], float] = {}
     for k, j in enumerate(skeleton.parents):
         if j < 0:
             continue
         err = float((A[j] @ off[k] - off[perm[k]]).norm())
-        if err > worst:
-            worst, where = err, skeleton.bones[k]
-    if worst > SYMMETRY_TOL_M:
-        warnings.warn(
-            f"mirror: the skeleton's rest offsets are not left/right symmetric: `{where}`'s offset is "
-            f"{worst * 100:.1f} cm from its partner's mirror image, so mirrored poses are off by about that much",
-            stacklevel=3,
-        )
+        if err > SYMMETRY_TOL_M:
+            pair = (min(k, perm[k]), max(k, perm[k]))
+            misses[pair] = max(err, misses.get(pair, 0.0))
+    if not misses:
+        return
+    named = [
+        (f"`{skeleton.bones[a]}`/`{skeleton.bones[b]}`" if a != b else f"`{skeleton.bones[a]}`") + f" {e * 100:.1f} cm"
+        for (a, b), e in sorted(misses.items(), key=lambda item: -item[1])
+    ]
+    warnings.warn(
+        "mirror: the skeleton's rest offsets are not left/right symmetric: mirrored, these bones' offsets miss their "
+        f"partners' by {', '.join(named)}; mirrored poses are off by about that much at those joints and below them",
+        stacklevel=3,
+    )
