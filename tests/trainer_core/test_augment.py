@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import shutil
@@ -16,7 +17,8 @@ from trainer_core.config import AugmentConfig
 from trainer_core.config_load import config_from_dict, load_config
 from trainer_core.data.augment import Augmenter, mirror_raw, resample
 from trainer_core.data.datasets import bundled_dataset_dir, load_dataset
-from trainer_core.data.device_data import build_split, fit_normalizer
+from trainer_core.data.device_data import build_split, control_window, fit_normalizer
+from trainer_core.data.features import COND_LAYOUT
 from trainer_core.data.gait import foot_strikes, soft_gait
 from trainer_core.data.mirror import Mirror, pairs_by_name, side_and_stem
 from trainer_core.data.skeleton import Skeleton
@@ -30,6 +32,8 @@ CPU = torch.device("cpu")
 T = 40
 M = torch.tensor([-1.0, 1.0, 1.0])  # the mirror in the heading frame: x is the character's left
 WALK_LEFT, WALK_RIGHT = "dataset-1_walk-left_normal_001", "dataset-1_walk-right_normal_001"
+COND_WINDOW_S = 0.5  # the splits' `cond_window_s`
+WINDOW = 15  # frames: COND_WINDOW_S at the bundled clips' 30 fps
 
 
 STYLES = ("normal", "happy", "tired", "active")  # a quarter of the bundled styles keeps the tests quick
@@ -51,21 +55,21 @@ def real(four_styles):
     """The real mocap as one split on the CPU, its normalizer and a mirroring, speed-scaling augmenter."""
     bundled = load_dataset(four_styles)
     sk = bundled.skeleton
-    norm = fit_normalizer(bundled.clips, sk.n_joints, 0.5)
-    split = build_split(bundled.clips, sk, norm, T, 0.5, CPU)
-    aug = Augmenter.create(AugmentConfig(mirror=True, speed_scale_range=[0.8, 1.25]), sk, split, norm)
+    norm = fit_normalizer(bundled.clips, sk.n_joints, COND_WINDOW_S)
+    split = build_split(bundled.clips, sk, norm, T, COND_WINDOW_S, CPU)
+    aug = Augmenter.create(AugmentConfig(mirror=True, speed_scale_range=[0.8, 1.25]), sk, split, norm, COND_WINDOW_S)
     starts = split.window_starts[torch.randperm(len(split.window_starts), generator=torch.Generator().manual_seed(0))]
     return bundled, norm, split, aug, starts[:24]
 
 
 def _clip_split(bundled, norm, name):
     clip = next(c for c in bundled.clips if c.name == name)
-    return build_split([clip], bundled.skeleton, norm, T, 0.5, CPU)
+    return build_split([clip], bundled.skeleton, norm, T, COND_WINDOW_S, CPU)
 
 
 def _whole_clip(split, norm, aug, flip):
     """Every frame after the first of a one-clip split, as raw parts ``(1, F-1, ...)``, mirrored if ``flip``."""
-    raw, _ = resample(split, norm, torch.tensor([1]), split.n_frames - 2, None)
+    raw, _ = resample(split, norm, torch.tensor([1]), split.n_frames - 2, None, WINDOW)
     return mirror_raw(raw, aug.mirror, torch.tensor([flip]))
 
 
@@ -106,7 +110,7 @@ def test_the_bundled_rig_maps_its_frames_by_signed_axis_permutations(real):
 
 def test_mirroring_twice_is_the_identity(real):
     _, norm, split, aug, starts = real
-    raw, _ = resample(split, norm, starts, T, None)
+    raw, _ = resample(split, norm, starts, T, None, WINDOW)
     flip = torch.ones(len(starts), dtype=torch.bool)
     once = mirror_raw(raw, aug.mirror, flip)
     twice = mirror_raw(once, aug.mirror, flip)
@@ -118,7 +122,7 @@ def test_mirroring_twice_is_the_identity(real):
 def test_fk_of_the_mirrored_pose_is_the_mirrored_fk(real):
     bundled, norm, split, aug, starts = real
     sk = bundled.skeleton
-    raw, _ = resample(split, norm, starts, T, None)
+    raw, _ = resample(split, norm, starts, T, None, WINDOW)
     mirrored = mirror_raw(raw, aug.mirror, torch.ones(len(starts), dtype=torch.bool))
     off = torch.from_numpy(sk.offsets)
     G, pos = forward_kinematics(raw["R"], off, sk.parents)
@@ -178,7 +182,7 @@ def test_a_walk_left_mirrored_is_a_walk_right(real):
 
 def test_mirror_flips_only_the_windows_drawn(real):
     _, norm, split, aug, starts = real
-    raw, _ = resample(split, norm, starts, T, None)
+    raw, _ = resample(split, norm, starts, T, None, WINDOW)
     flip = torch.arange(len(starts)) % 2 == 0
     out = mirror_raw(raw, aug.mirror, flip)
     for key in raw:
@@ -206,12 +210,12 @@ def test_speed_scale_resamples_time(real):
     bundled, norm, _, aug, _ = real
     split = _clip_split(bundled, norm, WALK_LEFT)
     start, n = torch.tensor([1]), 20
-    two, _ = resample(split, norm, start, n, torch.tensor([2.0]))
+    two, _ = resample(split, norm, start, n, torch.tensor([2.0]), WINDOW)
     src = 1 + 2 * torch.arange(n + 1)
     torch.testing.assert_close(two["R"][0], split.R[src], rtol=0, atol=1e-5)
     torch.testing.assert_close(two["traj"][0], 2 * split.traj_raw[src])
     torch.testing.assert_close(two["log_period"][0], split.log_period[src] - math.log(2))
-    half, _ = resample(split, norm, start, n, torch.tensor([1.5]))
+    half, _ = resample(split, norm, start, n, torch.tensor([1.5]), WINDOW)
     a = 1 + (1.5 * torch.arange(1, n + 1, 2)).floor().long()  # odd output frames sit halfway from a to a + 1
     mid = half["R"][0, 1::2]
     to_a, to_b = geodesic_angle(mid, split.R[a]), geodesic_angle(mid, split.R[a + 1])
@@ -228,6 +232,50 @@ def test_frames_past_the_clip_end_are_masked(real):
     batch = aug.windows(split, start, T, torch.tensor([1.25]), None)
     inside = int(batch.clip_end[0])
     assert inside == math.floor((F - 1 - start.item()) / 1.25) + 1 < T + 1
+
+
+@pytest.mark.parametrize("s", [0.8, 1.25, 1.5, 2.0])
+def test_a_speed_scaled_windows_control_is_the_control_of_the_resampled_clip(real, s):
+    """``control_window`` (what training and evaluation use) on the clip resampled from the window's start."""
+    bundled, norm, _, aug, _ = real
+    split = _clip_split(bundled, norm, WALK_LEFT)
+    F, window = split.n_frames, round(COND_WINDOW_S * split.fps)
+    starts = torch.tensor([1, 37, F - T - 1])  # the last one's window and controls run into the clip's end
+    batch = aug.windows(split, starts, T, torch.full((3,), s), None)
+    ctrl, full = batch.ctrl_raw.view(3, T + 1, 3), batch.ctrl_full.view(3, T + 1)
+    cond = COND_LAYOUT.unpack((batch.c * norm.c_std + norm.c_mean).view(3, T + 1, -1))
+    ctrl_in_c = torch.cat([cond["ctrl_vel"], cond["ctrl_yaw_rate"]], -1)  # what the model is conditioned on
+    cut = 0
+    for k, start in enumerate(starts.tolist()):
+        clip, inside = resample(split, norm, torch.tensor([start]), F, torch.tensor([s]), window)
+        traj = clip["traj"][0, : int(inside.sum())].numpy()
+        want, want_full = control_window(traj, window)
+        want = torch.from_numpy(want).float()
+        n = min(T + 1, len(traj))
+        torch.testing.assert_close(ctrl[k, :n], want[:n], rtol=0, atol=1e-6, msg=lambda m, at=start: f"start {at}: {m}")
+        assert torch.equal(full[k, :n], torch.from_numpy(want_full[:n])), start
+        torch.testing.assert_close(ctrl_in_c[k, :n], want[:n], rtol=0, atol=1e-5)
+        for i in range(n):
+            if want_full[i]:  # the frames after the target i + 1, never the target
+                torch.testing.assert_close(ctrl[k, i], torch.from_numpy(traj[i + 2 : i + 2 + window]).mean(0))
+        cut += int((~want_full[:n]).sum())
+    assert cut > 0  # the last window's controls shrink at the clip's end, and are checked there too
+
+
+def test_a_speed_scaled_control_never_covers_the_target_frame(real):
+    """At scale 2 output frame k is source frame 1 + 2k exactly: a change at the target i + 1 of the step
+    i -> i+1 moves the controls of the steps whose windows hold frame i + 1, never the step's own."""
+    bundled, norm, _, aug, _ = real
+    split = _clip_split(bundled, norm, WALK_LEFT)
+    window = round(COND_WINDOW_S * split.fps)
+    start, scale = torch.tensor([1]), torch.tensor([2.0])
+    plain = aug.windows(split, start, T, scale, None).ctrl_raw
+    for i in (0, 10, 20):
+        traj = split.traj_raw.clone()
+        traj[1 + 2 * (i + 1)] += 100.0
+        moved = aug.windows(dataclasses.replace(split, traj_raw=traj), start, T, scale, None).ctrl_raw
+        changed = ((moved - plain).abs().amax(-1) > 1.0).nonzero().flatten().tolist()
+        assert changed == list(range(max(0, i - window), i)), (i, changed)
 
 
 # --- the loss code on an augmented batch --------------------------------------------------
@@ -275,7 +323,7 @@ def test_augmentation_off_trains_exactly_the_plain_steps(four_styles):
 
 def test_noise_goes_on_inputs_with_the_asked_std(real):
     _, norm, split, _, _ = real
-    aug = Augmenter.create(AugmentConfig(noise_std=0.05), real[0].skeleton, split, norm)
+    aug = Augmenter.create(AugmentConfig(noise_std=0.05), real[0].skeleton, split, norm, COND_WINDOW_S)
     assert not aug.rebuilds
     x = split.x[:2000]
     noised = aug.noise(x, torch.Generator().manual_seed(3))
@@ -320,27 +368,50 @@ def test_out_of_range_augmentation_values_fail_in_one_line(tmp_path, setting, me
     assert not out.exists()
 
 
-def _without_sides(sk: Skeleton) -> Skeleton:
-    """``sk`` with its joints renamed j00, j01, ...: nothing in the names says left or right."""
-    rename = {b: f"j{i:02d}" for i, b in enumerate(sk.bones)}
+def _renamed(sk: Skeleton, rename: dict[str, str]) -> Skeleton:
+    """``sk`` with the joints in ``rename`` renamed, the rest as they are."""
+
+    def name(b: str) -> str:
+        return rename.get(b, b)
+
     return Skeleton(
-        bones=tuple(rename[b] for b in sk.bones),
+        bones=tuple(name(b) for b in sk.bones),
         parents=sk.parents,
         offsets=sk.offsets,
-        feet={k: tuple(rename[b] for b in v) for k, v in sk.feet.items()},
-        groups={k: tuple(rename[b] for b in v) for k, v in sk.groups.items()},
+        feet={k: tuple(name(b) for b in v) for k, v in sk.feet.items()},
+        groups={k: tuple(name(b) for b in v) for k, v in sk.groups.items()},
     )
 
 
-def test_mirror_on_a_skeleton_without_sides_fails_in_one_line(tmp_path, four_styles):
-    data = tmp_path / "nosides"
-    data.mkdir()
-    for p in four_styles.glob("*.npz"):
-        shutil.copy(p, data / p.name)
-    _without_sides(Skeleton.from_files(four_styles)).to_files(data)
+def _without_sides(sk: Skeleton) -> Skeleton:
+    """``sk`` with its joints renamed j00, j01, ...: nothing in the names says left or right."""
+    return _renamed(sk, {b: f"j{i:02d}" for i, b in enumerate(sk.bones)})
+
+
+def _lonely_head(sk: Skeleton) -> Skeleton:
+    """``sk`` with ``Head`` renamed ``Head_R``: a side-named joint with no left partner."""
+    return _renamed(sk, {"Head": "Head_R"})
+
+
+def _dataset_with(skeleton: Skeleton, folder, clips):
+    folder.mkdir()
+    for p in clips.glob("*.npz"):
+        shutil.copy(p, folder / p.name)
+    skeleton.to_files(folder)
+    return folder
+
+
+@pytest.mark.parametrize(
+    "rename, fragments",
+    [(_without_sides, ("`augmentation.mirror` is true", "no left/right pairs", "augmentation.mirror_pairs")),
+     (_lonely_head, ("`augmentation.mirror`: joint `Head_R` has no left-side partner", "augmentation.mirror_pairs"))],
+    ids=["no-sides", "side-without-partner"],
+)  # fmt: skip
+def test_mirror_true_on_a_skeleton_it_cannot_mirror_fails_in_one_line(tmp_path, four_styles, rename, fragments):
+    data = _dataset_with(rename(Skeleton.from_files(four_styles)), tmp_path / "data", four_styles)
     out = tmp_path / "out"
     proc = run_cli("train", "--set", "augmentation.mirror=true", "--data", str(data), "--out", str(out))
-    _one_line_exit_2(proc, "`augmentation.mirror` is true", "no left/right pairs", "augmentation.mirror_pairs")
+    _one_line_exit_2(proc, *fragments)
     assert not out.exists()
 
 
@@ -370,18 +441,36 @@ def test_an_asymmetric_skeleton_gets_one_warning(real):
 
 def test_mirror_auto_mirrors_a_skeleton_with_sides_and_skips_one_without(real):
     bundled, norm, split, _, _ = real
-    sided = Augmenter.create(AugmentConfig(mirror="auto"), bundled.skeleton, split, norm)
+    sided = Augmenter.create(AugmentConfig(mirror="auto"), bundled.skeleton, split, norm, COND_WINDOW_S)
     assert sided is not None and sided.mirror is not None
     assert sided.mirror.perm.tolist() != list(range(bundled.skeleton.n_joints))  # pairs found, swapped
     sideless = _without_sides(bundled.skeleton)
     with pytest.warns(UserWarning, match=r'`augmentation.mirror` is "auto" .* no left/right pairs.*without mirroring'):
-        assert Augmenter.create(AugmentConfig(mirror="auto"), sideless, split, norm) is None
+        assert Augmenter.create(AugmentConfig(mirror="auto"), sideless, split, norm, COND_WINDOW_S) is None
     with pytest.warns(UserWarning, match="without mirroring"):
         speed_only = Augmenter.create(AugmentConfig(mirror="auto", speed_scale_range=[0.8, 1.25]), sideless, split,
-                                      norm)  # fmt: skip
+                                      norm, COND_WINDOW_S)  # fmt: skip
     assert speed_only is not None and speed_only.mirror is None and speed_only.speed_range == (0.8, 1.25)
     with pytest.raises(ConfigError, match="no left/right pairs"):  # true still asks for a mirror: it fails
-        Augmenter.create(AugmentConfig(mirror=True), sideless, split, norm)
+        Augmenter.create(AugmentConfig(mirror=True), sideless, split, norm, COND_WINDOW_S)
+
+
+def test_mirror_auto_trains_unmirrored_when_a_side_named_joint_has_no_partner(tmp_path, four_styles):
+    """``Head_R`` without a ``Head_L``: "auto" warns once, naming the joint, and trains; true refuses."""
+    lonely = _lonely_head(Skeleton.from_files(four_styles))
+    data = _dataset_with(lonely, tmp_path / "data", four_styles)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        s = setup(_tiny(data, mirror="auto", speed_scale_range=[0.8, 1.25]))
+        metrics = train_epoch(s, 1)
+    texts = [str(w.message) for w in caught if "mirror" in str(w.message)]
+    assert len(texts) == 1, texts
+    assert texts[0].startswith('`augmentation.mirror` is "auto"') and "`Head_R`" in texts[0], texts[0]
+    assert "training without mirroring" in texts[0] and "augmentation.mirror_pairs" in texts[0], texts[0]
+    assert s.aug is not None and s.aug.mirror is None and s.aug.speed_range == (0.8, 1.25)
+    assert math.isfinite(metrics["loss/total"]) and metrics["loss/total"] > 0
+    with pytest.raises(ConfigError, match="joint `Head_R` has no left-side partner by name"):
+        Augmenter.create(AugmentConfig(mirror=True), lonely, s.train, s.norm, COND_WINDOW_S)
 
 
 @pytest.mark.parametrize("value", ["yes", 1, None])

@@ -9,9 +9,13 @@
   uniformly from ``[lo, hi]``: output frame ``i`` is source position
   ``start + i s``. Rotations are interpolated on SO(3) between the two
   neighbouring frames (``R_a exp(u log(R_a^T R_b))``), everything else linearly;
-  root velocity, yaw rate, angular velocity and the control's velocities are
-  multiplied by ``s``, the gait period divided by it. Frames past the clip's end
-  are masked out of the loss, as in padded windows.
+  root velocity, yaw rate and angular velocity are multiplied by ``s``, the gait
+  period divided by it. The control is not interpolated (it would average
+  ``cond_window_s / s`` seconds, and at ``s = 2`` the target's own velocity): it
+  is recomputed by ``control_windows``, the function that made the split's, from
+  the resampled root trajectory, which runs ``W`` frames (the control window)
+  past the window's last target. Frames past the clip's end are masked out of
+  the loss, as in padded windows, and the controls' windows shrink there.
 - ``noise_std``: Gaussian noise on the normalized input features of the trained
   pass (after scheduled sampling), never on targets or the control.
 
@@ -32,9 +36,9 @@ from dataclasses import dataclass
 import torch
 
 from trainer_core.config import AugmentConfig
-from trainer_core.data.device_data import Split
+from trainer_core.data.device_data import Split, control_frames, control_windows
 from trainer_core.data.features import COND_LAYOUT, Normalizer
-from trainer_core.data.mirror import Mirror, pairs_by_name
+from trainer_core.data.mirror import Mirror, side_and_stem
 from trainer_core.data.skeleton import Skeleton
 from trainer_core.errors import ConfigError
 from trainer_core.model.geometry import depth_levels, forward_kinematics, matrix_to_rot6d, so3_exp, so3_log
@@ -51,10 +55,14 @@ class Augmenter:
     mirror: Mirror | None  # None: no mirroring
     speed_range: tuple[float, float] | None  # None: no resampling
     noise_std: float
+    ctrl_window: int  # frames the control averages (``cond_window_s`` at the clips' rate)
 
     @classmethod
-    def create(cls, aug: AugmentConfig, skeleton: Skeleton, train: Split, norm: Normalizer) -> Augmenter | None:
-        """ConfigError (before anything is written) if mirroring cannot work on this skeleton."""
+    def create(
+        cls, aug: AugmentConfig, skeleton: Skeleton, train: Split, norm: Normalizer, cond_window_s: float
+    ) -> Augmenter | None:
+        """``train`` built with ``cond_window_s``. ConfigError (before anything is written) if mirroring cannot
+        work on this skeleton."""
         device = train.x.device
         mirror = None
         if aug.mirror or aug.mirror_pairs is not None:
@@ -63,9 +71,8 @@ class Augmenter:
             except ConfigError:
                 if aug.mirror != "auto" or aug.mirror_pairs is not None:  # pairs the user named must work
                     raise
-                why = ("the left/right pairs its joint names show do not mirror its joint tree"
-                       if pairs_by_name(skeleton.bones) else "its joint names show no left/right pairs")  # fmt: skip
-                warnings.warn(f'`augmentation.mirror` is "auto" and this skeleton cannot be mirrored ({why}): '
+                warnings.warn(f'`augmentation.mirror` is "auto" and this skeleton cannot be mirrored '
+                              f"({_why_not_mirrorable(skeleton.bones)}): "
                               "training without mirroring; name the pairs in `augmentation.mirror_pairs` to mirror",
                               stacklevel=2)  # fmt: skip
         lo, hi = (float(v) for v in aug.speed_scale_range)
@@ -79,6 +86,7 @@ class Augmenter:
             mirror=mirror if aug.mirror else None,
             speed_range=None if (lo, hi) == (1.0, 1.0) else (lo, hi),
             noise_std=float(aug.noise_std),
+            ctrl_window=control_frames(cond_window_s, train.fps),
         )
 
     @property
@@ -113,7 +121,7 @@ class Augmenter:
         self, split: Split, starts: torch.Tensor, T: int, scale: torch.Tensor | None, flip: torch.Tensor | None
     ) -> Split:
         """Windows from ``starts (B,)``, resampled by ``scale (B,)`` and mirrored where ``flip (B,)``."""
-        raw, valid = resample(split, self.norm, starts, T, scale)
+        raw, valid = resample(split, self.norm, starts, T, scale, self.ctrl_window)
         if flip is not None and self.mirror is not None:
             raw = mirror_raw(raw, self.mirror, flip)
         return self._as_split(split, raw, valid)
@@ -171,62 +179,87 @@ class Augmenter:
 
 
 def resample(
-    split: Split, norm: Normalizer, starts: torch.Tensor, T: int, scale: torch.Tensor | None
+    split: Split, norm: Normalizer, starts: torch.Tensor, T: int, scale: torch.Tensor | None, ctrl_window: int
 ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """Raw parts ``(B, T+1, ...)`` of the windows from ``starts (B,)``, resampled by ``scale (B,)`` (None: 1).
 
     Returns ``{R, angvel, traj, contacts, phase, log_period, ctrl, ctrl_full}`` and
     ``valid (B, T+1)``: the frame lies inside the start's clip. Past the clip's
     end the last frame repeats. Angular velocity is read back from the
-    normalized features (the split keeps no raw copy).
+    normalized features (the split keeps no raw copy). Resampled windows get the
+    control of the resampled clip, ``control_windows`` over ``ctrl_window``
+    frames (the split's own window), from a root trajectory resampled that many
+    frames further.
     """
     end = split.clip_end[starts]  # (B,)
-    steps = torch.arange(T + 1, device=starts.device)
     if scale is None:
-        idx = starts[:, None] + steps
+        idx = starts[:, None] + torch.arange(T + 1, device=starts.device)
         valid = idx < end[:, None]
         a = torch.minimum(idx, end[:, None] - 1)
         parts = {k: v[a] for k, v in _sources(split, norm).items()}
         parts["R"] = split.R[a]
+        parts["traj"] = split.traj_raw[a]
+        parts["ctrl"] = split.ctrl_raw[a]
         parts["ctrl_full"] = split.ctrl_full[a]
         return parts, valid
+    steps = torch.arange(T + 2 + ctrl_window, device=starts.device)  # the window, then its last control's frames
     offset = scale[:, None] * steps  # source position - start
     room = (end - 1 - starts).to(offset.dtype)[:, None]
-    valid = offset <= room + 1e-4
+    inside = offset <= room + 1e-4
     offset = torch.minimum(offset, room)
     whole = offset.floor()
-    u = offset - whole  # (B, T+1) in [0, 1)
+    u = offset - whole  # (B, N) in [0, 1)
     a = starts[:, None] + whole.long()
     b = torch.minimum(a + 1, end[:, None] - 1)
-    parts = {}
-    for k, v in _sources(split, norm).items():
-        va = v[a]
-        parts[k] = va + u.view(*u.shape, *([1] * (va.dim() - 2))) * (v[b] - va)
+    s = scale[:, None, None]
+    traj = _lerp(split.traj_raw, a, b, u) * s  # (B, N, 3): only the root trajectory runs past the window
+    ctrl, ctrl_full = control_windows(traj, ctrl_window, inside.sum(1))
+    a, b, u, n = a[:, : T + 1], b[:, : T + 1], u[:, : T + 1], T + 1
+    parts = {k: _lerp(v, a, b, u) for k, v in _sources(split, norm).items()}
     Ra, Rb = split.R[a], split.R[b]
     step = so3_log(Ra.transpose(-1, -2) @ Rb, near_pi=False)  # (B, T+1, J, 3)
     parts["R"] = Ra @ so3_exp(u[..., None, None] * step)
     parts["phase"] = parts["phase"] / parts["phase"].norm(dim=-1, keepdim=True).clamp_min(1e-6)
-    s = scale[:, None, None]
     parts["angvel"] = parts["angvel"] * s[..., None]
-    parts["traj"] = parts["traj"] * s
-    parts["ctrl"] = parts["ctrl"] * s
+    parts["traj"] = traj[:, :n]
+    parts["ctrl"] = ctrl[:, :n]
+    parts["ctrl_full"] = ctrl_full[:, :n]
     parts["log_period"] = parts["log_period"] - scale.log()[:, None]
-    parts["ctrl_full"] = split.ctrl_full[a] & (split.ctrl_full[b] | (u == 0))
-    return parts, valid
+    return parts, inside[:, :n]
+
+
+def _lerp(v: torch.Tensor, a: torch.Tensor, b: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """``v[a] + u (v[b] - v[a])`` for frame indices ``a, b (B, N)`` and weights ``u (B, N)``: ``(B, N, ...)``."""
+    va = v[a]
+    return va + u.view(*u.shape, *([1] * (va.dim() - 2))) * (v[b] - va)
 
 
 def _sources(split: Split, norm: Normalizer) -> dict[str, torch.Tensor]:
-    """Per-frame raw parts ``(F, ...)`` that are interpolated linearly."""
+    """Per-frame raw parts ``(F, ...)`` of the window's frames that are interpolated linearly."""
     s = norm.layout.slices()["angvel"]
     angvel = split.x[:, s] * norm.x_std[s] + norm.x_mean[s]
     return {
         "angvel": angvel.view(split.n_frames, -1, 3),
-        "traj": split.traj_raw,
         "contacts": split.contacts,
         "phase": split.phase,
         "log_period": split.log_period,
-        "ctrl": split.ctrl_raw,
     }
+
+
+def _why_not_mirrorable(bones: tuple[str, ...]) -> str:
+    """Why the joint names give no mirror, for the ``"auto"`` warning (``pairs_by_name`` raises on the first)."""
+    sides: dict[str, list[str]] = {}
+    for b in bones:
+        side, stem = side_and_stem(b)
+        if side is not None:
+            sides.setdefault(stem, []).append(side)
+    for b in bones:
+        side, stem = side_and_stem(b)
+        if side is not None and sorted(sides[stem]) != ["L", "R"]:
+            return f"joint `{b}` has no unique {'right' if side == 'L' else 'left'}-side partner by name"
+    if sides:
+        return "the left/right pairs its joint names show do not mirror its joint tree"
+    return "its joint names show no left/right pairs"
 
 
 _LATERAL = torch.tensor([-1.0, 1.0, -1.0])  # [left velocity, forward velocity, yaw rate] under the mirror
@@ -244,4 +277,3 @@ def mirror_raw(raw: dict[str, torch.Tensor], mirror: Mirror, flip: torch.Tensor)
     out["contacts"] = torch.where(f[..., None], raw["contacts"].flip(-1), raw["contacts"])
     out["phase"] = torch.where(f[..., None], -raw["phase"], raw["phase"])
     return out
-

@@ -66,27 +66,49 @@ def clip_fps(clips: list[Clip]) -> float:
     return float(clips[0].fps)
 
 
-def control_window(traj: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
-    """The control ``(T, 3)`` for each step ``t -> t+1`` and whether its window is whole ``(T,)``.
+def control_frames(cond_window_s: float, fps: float) -> int:
+    """Frames the control averages: ``cond_window_s`` at ``fps``, at least one."""
+    return max(1, int(round(cond_window_s * fps)))
+
+
+def control_windows(
+    traj: torch.Tensor, window: int, length: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The control ``(..., N, 3)`` for each step ``t -> t+1`` of ``traj (..., N, 3)``, and whether its window
+    is whole ``(..., N)``: the one control computation of training, evaluation and augmentation.
 
     Row ``t`` is the mean of ``traj[t+2 : t+2+window]``: the frames after the
-    target ``t+1``, never the target. At a clip's end the window shrinks; where it
-    is empty the control is ``traj[t]`` (what the input frame already holds).
+    target ``t+1``, never the target. Only the first ``length (...)`` frames (all
+    ``N`` when None) are the clip's: at its end the window shrinks; where it is
+    empty the control is ``traj[t]`` (what the input frame already holds). Sums
+    run in float64 on ``traj``'s device; the control comes back in its dtype.
     """
-    T = traj.shape[0]
-    csum = np.concatenate([np.zeros((1, traj.shape[1])), np.cumsum(traj, axis=0)])
-    t = np.arange(T)
-    lo = np.minimum(t + 2, T)
-    hi = np.minimum(t + 2 + window, T)
+    N = traj.shape[-2]
+    x = traj.double()
+    t = torch.arange(N, device=traj.device)
+    end = torch.tensor(N, device=traj.device) if length is None else length[..., None]
+    lo = torch.minimum(t + 2, end).expand(x.shape[:-1])
+    hi = torch.minimum(t + 2 + window, end).expand(x.shape[:-1])
     n = hi - lo
-    mean = (csum[hi] - csum[lo]) / np.maximum(n, 1)[:, None]
-    ctrl = np.where((n > 0)[:, None], mean, traj)
-    return ctrl, n == window
+    csum = torch.cat([torch.zeros_like(x[..., :1, :]), x.cumsum(-2)], dim=-2)  # (..., N+1, 3)
+
+    def at(i: torch.Tensor) -> torch.Tensor:
+        return csum.gather(-2, i[..., None].expand(x.shape))
+
+    mean = (at(hi) - at(lo)) / n.clamp_min(1)[..., None]
+    ctrl = torch.where((n > 0)[..., None], mean, x)
+    return ctrl.to(traj.dtype), n == window
+
+
+def control_window(traj: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """``control_windows`` of one clip's ``traj (T, 3)`` as arrays: the control ``(T, 3)``, whether whole ``(T,)``."""
+    ctrl, full = control_windows(torch.from_numpy(traj), window)
+    return ctrl.numpy(), full.numpy()
 
 
 def _raw_frames(clips: list[Clip], cond_window_s: float) -> dict[str, torch.Tensor]:
     fps = clip_fps(clips)
-    window = max(1, int(round(cond_window_s * fps)))
+    window = control_frames(cond_window_s, fps)
     cols: dict[str, list[np.ndarray]] = {
         k: [] for k in ("rot6d", "angvel", "traj", "contacts", "phase", "period", "ctrl", "ctrl_full")
     }

@@ -127,7 +127,7 @@ def setup(cfg: TrainConfig, state: dict[str, Any] | None = None) -> Setup:
     else:
         norm = fit_normalizer(train_clips, dataset.skeleton.n_joints, cfg.data.cond_window_s)
     train = build_split(train_clips, dataset.skeleton, norm, cfg.optim.seq_len, cfg.data.cond_window_s, device)
-    aug = Augmenter.create(cfg.aug, dataset.skeleton, train, norm)  # a bad mirror request fails here
+    aug = Augmenter.create(cfg.aug, dataset.skeleton, train, norm, cfg.data.cond_window_s)  # a bad mirror fails here
     val = build_split(val_clips, dataset.skeleton, norm, cfg.optim.seq_len, cfg.data.cond_window_s, device)
     test = None
     if splits.test:
