@@ -247,8 +247,7 @@ def accumulate(
     ad = s.adaptive
     if ad is not None and ad.on:
         active = ad.active(plan.weights)
-        base = {t: getattr(plan.weights, TERMS[t]) * terms[t] for t in ad.terms}
-        ad.observe(base, shared_layer(s.model), active)
+        ad.observe(terms, plan.weights, shared_layer(s.model), scale)
         total = weighted_total(terms, plan.weights, ad.multipliers())[0] + ad.regularizer(active)
     else:
         total = weighted_total(terms, plan.weights)[0]
@@ -276,10 +275,10 @@ def train_epoch(s: Setup, epoch: int) -> dict[str, Any]:
     adaptive: dict[str, float] = {}
     mult = {name: 1.0 for name in TERM_NAMES}
     if s.adaptive is not None and s.adaptive.on:
-        base = [getattr(plan.weights, TERMS[t]) * terms[t] for t in s.adaptive.terms]
-        adaptive = s.adaptive.epoch_metrics(base)
+        raw = [terms[t] for t in s.adaptive.terms]
+        adaptive = s.adaptive.epoch_metrics(raw, plan.weights)
         mult.update(zip(s.adaptive.terms, s.adaptive.weights().tolist()))
-        s.adaptive.end_epoch(base)
+        s.adaptive.end_epoch(raw, plan.weights)
     group_values = {g: 0.0 for g in LOSS_GROUPS}
     for name, value in terms.items():
         group_values[TERM_GROUP[name]] += mult[name] * getattr(plan.weights, TERMS[name]) * value
