@@ -96,12 +96,18 @@ def pretrain(
     lr: float = 5e-4,
     hidden_dim: int | None = None,
     num_layers: int | None = None,
-    device: str = "auto",
+    device: str | None = None,
+    config: str | None = None,
+    sets: list[str] | None = None,
 ) -> dict[str, Any]:
-    """``motiontune pretrain``: the MotionEncoder alone, self-supervised, into ``out/best_encoder.pt``."""
+    """``motiontune pretrain``: the MotionEncoder alone, self-supervised, into ``out/best_encoder.pt``;
+    ``config`` and ``sets`` (``--set`` pairs, as for ``train``) give the dataset, split and model size."""
     from trainer_core.train.pretrain import pretrain as _pretrain
 
-    return _pretrain(data, Path(out), epochs, batch, lr, hidden_dim, num_layers, device=device)
+    overrides = dict(parse_set_option(item) for item in sets or [])
+    return _pretrain(
+        data, Path(out), epochs, batch, lr, hidden_dim, num_layers, device=device, config=config, overrides=overrides
+    )
 
 
 def evaluate(

@@ -117,7 +117,7 @@ def setup(cfg: TrainConfig, state: dict[str, Any] | None = None) -> Setup:
     arch = arch_for(cfg, dataset.skeleton.n_joints)
     encoder = None
     if state is None and cfg.model.encoder:  # a bad encoder file fails before anything is built
-        encoder = load_encoder(Path(cfg.model.encoder), arch, dataset.skeleton)
+        encoder = load_encoder(Path(cfg.model.encoder), arch, dataset.skeleton, splits, dataset.fingerprint)
     if state is not None:
         norm = Normalizer.from_dict(state["normalizer"], layout, "checkpoint normalizer")
     elif cfg.data.bundle_json:

@@ -7,19 +7,24 @@ heads reconstruct the frame (``x_t``) and predict the next frame's features
 the model's own ``MotionEncoder`` (same ``d_in``, ``hidden_dim``,
 ``num_layers``), so its weights drop into ``MotionModel.encoder``.
 
-The clips are split exactly as ``train`` splits them with the packaged config
-(by style), so the validation clips a later run scores on stay unseen here.
+The clips are split exactly as ``train`` splits them with the same config
+(``--config``/``--set``; default the packaged one), and only the training
+clips are trained on: the run's validation and test clips stay unseen.
 ``best_encoder.pt`` (lowest validation loss) holds the encoder's weights, its
-arch, the normalizer it was trained under and the skeleton's joint names.
+arch, the normalizer it was trained under, the skeleton's joint names, the
+dataset's fingerprint and the names of the clips it trained on.
+``load_encoder`` refuses an encoder that trained on any validation or test clip
+of the run it is loaded into, or that does not record its clips.
 """
 
 from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -29,9 +34,13 @@ from trainer_core.errors import CheckpointError, ConfigError
 from trainer_core.io_utils import atomic_write, atomic_write_json
 from trainer_core.model.model import Arch, MotionEncoder
 
+if TYPE_CHECKING:
+    from trainer_core.data.splits import Splits
+
 ENCODER_NAME = "best_encoder.pt"
 ENCODER_KIND = "motion_encoder"
-ENCODER_FORMAT = 1
+ENCODER_FORMAT = 2  # 2: records `data_fingerprint`, `train_clips` and `val_clips`
+NAMES_SHOWN = 3  # clip names an error message shows
 
 
 class PretrainNet(nn.Module):
@@ -75,10 +84,17 @@ def pretrain(
     hidden_dim: int | None = None,
     num_layers: int | None = None,
     seed: int = 0,
-    device: str = "auto",
+    device: str | None = None,
     log: Callable[[str], None] = print,
+    config: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Train the encoder on ``data`` (None: the bundled mocap) into ``out/best_encoder.pt``. Returns a summary."""
+    """Train the encoder on ``data`` (None: the config's, default the bundled mocap) into ``out/best_encoder.pt``.
+
+    ``config`` (None: the packaged one) and ``overrides`` (``--set`` pairs) give the dataset, the
+    split (``val_split``, ``val_fraction``, ``test_split``, ``eval_freerun_horizon``) and the model
+    size, as for ``train``; ``hidden_dim``/``num_layers``/``data``/``device`` override them. Train
+    on the run's config so the run's validation and test clips stay unseen. Returns a summary."""
     from trainer_core.config_load import load_config
     from trainer_core.data.datasets import load_dataset
     from trainer_core.data.device_data import build_split, fit_normalizer
@@ -90,13 +106,12 @@ def pretrain(
     out = Path(out)
     if (out / ENCODER_NAME).exists():
         raise ConfigError(f"{out}: already holds {ENCODER_NAME}; choose another --out")
-    overrides: dict[str, Any] = {"data": data}
-    if hidden_dim is not None:
-        overrides["hidden_dim"] = hidden_dim
-    if num_layers is not None:
-        overrides["num_layers"] = num_layers
-    cfg = load_config(None, overrides)
-    dev = resolve_device(device)
+    overrides = dict(overrides or {})
+    for key, value in (("data", data), ("hidden_dim", hidden_dim), ("num_layers", num_layers)):
+        if value is not None:
+            overrides[key] = value
+    cfg = load_config(config, overrides)
+    dev = resolve_device(device if device is not None else cfg.run.device)
     ds = load_dataset(cfg.data.data)
     fps = check_same_fps(ds.clips)
     splits = split_dataset(
@@ -143,6 +158,9 @@ def pretrain(
                 "arch": arch,
                 "normalizer": norm.to_dict(),
                 "skeleton_bones": list(ds.skeleton.bones),
+                "data_fingerprint": ds.fingerprint,
+                "train_clips": [c.name for c in splits.train],
+                "val_clips": [c.name for c in splits.val],
                 "epoch": epoch,
                 "val_loss": val_loss,
             }
@@ -155,8 +173,9 @@ def pretrain(
     return summary
 
 
-def load_encoder(path: Path, arch: Arch, skeleton: Skeleton) -> dict[str, Any]:
-    """Read ``best_encoder.pt`` for a run of ``arch`` on ``skeleton``; a clear error when it does not fit."""
+def load_encoder(path: Path, arch: Arch, skeleton: Skeleton, splits: Splits, fingerprint: str) -> dict[str, Any]:
+    """Read ``best_encoder.pt`` for a run of ``arch`` on ``skeleton`` with ``splits`` of the dataset of
+    ``fingerprint``; a clear error when it does not fit or trained on a clip the run validates or tests on."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"--encoder {path}: file not found; pass the best_encoder.pt that pretrain wrote")
@@ -181,4 +200,36 @@ def load_encoder(path: Path, arch: Arch, skeleton: Skeleton) -> dict[str, Any]:
             f"set those (--set hidden_dim={have['hidden_dim']} --set num_layers={have['num_layers']}) or pretrain "
             "with --hidden-dim/--num-layers"
         )
+    _check_unseen(path, state, splits, fingerprint)
     return state
+
+
+def _check_unseen(path: Path, state: dict[str, Any], splits: Splits, fingerprint: str) -> None:
+    """The encoder's training clips hold none of the run's validation or test clips (compared by name)."""
+    fix = "pretrain with the run's --config (and --set) so its validation and test clips stay unseen"
+    trained = state.get("train_clips")
+    if not isinstance(trained, list):
+        raise CheckpointError(
+            f"--encoder {path}: does not record the clips it trained on (written by an older pretrain), so it may "
+            "have trained on this run's validation or test clips; re-run `motiontune pretrain --config` with the "
+            "run's config"
+        )
+    seen = set(trained)
+    leaks, shown = [], []
+    for label, clips in (("validation", splits.val), ("test", splits.test)):
+        hit = [c.name for c in clips if c.name in seen]
+        if hit:
+            leaks.append(f"{len(hit)} of the run's {len(clips)} {label} clips")
+            shown += hit
+    if leaks:
+        more = ", ..." if len(shown) > NAMES_SHOWN else ""
+        raise CheckpointError(
+            f"--encoder {path}: trained on {' and '.join(leaks)} ({', '.join(shown[:NAMES_SHOWN])}{more}), "
+            f"so their scores would be optimistic; {fix}"
+        )
+    if state.get("data_fingerprint") != fingerprint:
+        warnings.warn(
+            f"--encoder {path}: pre-trained on another dataset (fingerprint {str(state.get('data_fingerprint'))[:12]} "
+            f"vs {fingerprint[:12]}); its training clips were checked against this run's by name only",
+            stacklevel=3,
+        )

@@ -32,19 +32,26 @@ def add_pretrain(sub: argparse._SubParsersAction) -> None:
         "pretrain",
         help="pre-train the MotionEncoder alone (self-supervised) into best_encoder.pt",
         description="Pre-train the MotionEncoder on single frames: reconstruct the frame and predict the next "
-        "frame's features from its latent. `train --encoder OUT/best_encoder.pt` starts from it.",
+        "frame's features from its latent, on the training clips of the config's split only. "
+        "`train --encoder OUT/best_encoder.pt` with the same --config/--set starts from it.",
     )
-    p.add_argument("--data", help="dataset folder (default: bundled mocap)")
+    p.add_argument("--config", help="the run's config JSON: its data, split and model size (default: the packaged)")
+    p.add_argument(
+        "--set", dest="sets", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)"
+    )
+    p.add_argument("--data", help="dataset folder (default: the config's, bundled mocap)")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for best_encoder.pt (+ .json, summary)")
     p.add_argument("--epochs", type=int, default=50, help="epochs (default 50)")
     p.add_argument("--batch", type=int, default=16, help="frame pairs per step (default 16)")
     p.add_argument("--lr", type=float, default=5e-4, help="learning rate (default 0.0005)")
-    p.add_argument("--hidden-dim", type=int, help="encoder width (default: the packaged config's, 512)")
-    p.add_argument("--num-layers", type=int, help="encoder layers (default: the packaged config's, 3)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--hidden-dim", type=int, help="encoder width (default: the config's, packaged 512)")
+    p.add_argument("--num-layers", type=int, help="encoder layers (default: the config's, packaged 3)")
+    p.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: the config's, auto)")
 
     def run(a: argparse.Namespace) -> int:
-        r = trainer_api().pretrain(a.data, a.out, a.epochs, a.batch, a.lr, a.hidden_dim, a.num_layers, a.device)
+        r = trainer_api().pretrain(
+            a.data, a.out, a.epochs, a.batch, a.lr, a.hidden_dim, a.num_layers, a.device, a.config, a.sets
+        )
         print(f"done: best validation loss {r['best_val_loss']:.4f} at epoch {r['best_epoch']} -> {r['encoder']}")
         return 0
 
