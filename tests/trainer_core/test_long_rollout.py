@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -12,9 +13,20 @@ import torch
 
 from tests.conftest import run_cli
 from tests.trainer_core.test_cli import assert_one_line_error
+from trainer_core.config_load import config_from_dict
 from trainer_core.data.clip import save_npz
 from trainer_core.data.datasets import load_dataset
-from trainer_core.evaluate.long_rollout import PREFIX, bone_error_frames, foot_skate, pose_drift
+from trainer_core.data.device_data import build_split
+from trainer_core.evaluate.long_rollout import (
+    PREFIX,
+    bone_error_frames,
+    foot_skate,
+    format_long,
+    long_rollout_metrics,
+    pose_drift,
+    training_rotations,
+)
+from trainer_core.generate.inference import load_model
 from trainer_core.generate.trajectory import clip_world, integrate_yaw, world_motion
 from trainer_core.model.geometry import rot6d_to_matrix, so3_exp
 
@@ -84,6 +96,49 @@ def val_folder(generation_run, tmp_path_factory, bundled):
     return folder
 
 
+def _long(trained, clips, seconds, poison=None):
+    """``long_rollout_metrics`` of the trained model on ``clips``; ``poison``: the clip (name) whose start frame's
+    features are made NaN, so that the model's rollout from it (only) goes non-finite."""
+    cfg = config_from_dict(trained.config, "generation model")
+    split = build_split(clips, trained.skeleton, trained.runtime.norm, cfg.optim.seq_len, trained.cond_window_s,
+                        trained.device)  # fmt: skip
+    if poison is not None:
+        begin = sum(c.n_frames for c in clips[: [c.name for c in clips].index(poison)])
+        split.x[begin + 1] = math.nan  # the rollout starts from each clip's second frame
+    train_R = training_rotations(cfg, split.fps)
+    return long_rollout_metrics(trained.model, trained.runtime, split, trained.skeleton, train_R, seconds)
+
+
+def test_a_diverging_clip_is_counted_and_the_other_clips_keep_their_numbers(generation_run, bundled):
+    trained = load_model(generation_run[0] / "best_model.pt")
+    names = generation_run[1]["data"]["val_clips"][:3]
+    clips = [c for c in bundled.clips if c.name in names]
+    bad = clips[1]
+    seconds = 2.0
+    long = _long(trained, clips, seconds, poison=bad.name)
+    others = _long(trained, [c for c in clips if c is not bad], seconds)
+    H = long["frames"]
+    assert H == 60 and long["clips"] == 3 and others["clips"] == 2
+    model, ref = long["model"], others["model"]
+    # The survivors' numbers, not pooled with a NaN (None) nor with nothing: those of the run without it.
+    for k in ("FootSkateMS", "PoseDriftDeg"):
+        v = model[f"{PREFIX}{k}"]
+        assert isinstance(v, float) and math.isfinite(v), (k, v)
+        assert v == pytest.approx(ref[f"{PREFIX}{k}"], rel=1e-5, abs=1e-6), k
+    assert model[f"{PREFIX}DivergedClips"] == 1 and ref[f"{PREFIX}DivergedClips"] == 0
+    assert long["diverged"] == {"model": [bad.name], "copy-last-frame": [], "truth": []}
+    assert others["diverged"] == {"model": [], "copy-last-frame": [], "truth": []}
+    # Every frame after the real start frame of the diverged rollout is a bone error.
+    bone = (ref[f"{PREFIX}BoneErrFrac"] * 2 * (H + 1) + H) / (3 * (H + 1))
+    assert model[f"{PREFIX}BoneErrFrac"] == pytest.approx(bone, rel=1e-9)
+    # Copy-last and the truth start from the clip's real frames: nothing diverges there.
+    for who in ("copy-last-frame", "truth"):
+        assert long[who][f"{PREFIX}DivergedClips"] == 0
+        assert all(v is not None and math.isfinite(v) for v in long[who].values()), who
+    table = format_long(long)
+    assert f"{PREFIX}DivergedClips" in table and f"diverged (non-finite) model rollouts: {bad.name}" in table
+
+
 def test_eval_long_reports_the_model_beside_copy_last_and_the_truth(generation_run, val_folder, tmp_path):
     out = tmp_path / "eval.json"
     proc = run_cli("eval", str(generation_run[0] / "best_model.pt"), "--data", str(val_folder), "--long", "10",
@@ -92,9 +147,11 @@ def test_eval_long_reports_the_model_beside_copy_last_and_the_truth(generation_r
     assert "FreeRun/long: 10 s rollouts (300 frames) from 3 clips" in proc.stdout
     long = json.loads(out.read_text())["long"]
     assert long["frames"] == 300 and long["clips"] == 3
-    keys = {f"{PREFIX}FootSkateMS", f"{PREFIX}BoneErrFrac", f"{PREFIX}PoseDriftDeg"}
+    keys = {f"{PREFIX}FootSkateMS", f"{PREFIX}BoneErrFrac", f"{PREFIX}PoseDriftDeg", f"{PREFIX}DivergedClips"}
     for who in ("model", "copy-last-frame", "truth"):
         assert set(long[who]) == keys, who
+        assert long[who][f"{PREFIX}DivergedClips"] == 0 and long["diverged"][who] == [], who
+    assert re.search(rf"^{PREFIX}DivergedClips +0 +0 +0$", proc.stdout, re.M), proc.stdout
     # Rotations stay rotations in the model's rollout; copy-last and the truth are exact.
     assert long["copy-last-frame"][f"{PREFIX}BoneErrFrac"] == long["truth"][f"{PREFIX}BoneErrFrac"] == 0.0
     assert long["model"][f"{PREFIX}BoneErrFrac"] < 0.01

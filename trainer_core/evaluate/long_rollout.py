@@ -26,6 +26,12 @@ integrated from the predicted velocities, each frame's lowest joint on the floor
   training frame closest in chordal distance (``sum_j |R_j - R'_j|_F^2``, one
   matrix product), over every ``DRIFT_STRIDE``-th frame. A model that wanders
   into poses no one made drifts far.
+- ``FreeRun/long/DivergedClips``: the number of clips whose rollout is not
+  finite (a NaN or inf rotation, joint position or contact in some frame); the
+  result's ``diverged`` names them. Such a rollout has no foot speed or pose
+  to measure: it is left out of ``FootSkateMS`` and ``PoseDriftDeg`` (pooled
+  over the other clips, None where none is left) and counted here, never
+  averaged away; its non-finite frames count in ``BoneErrFrac``.
 
 Each is reported for the model, for ``copy-last-frame`` (the start pose held,
 its root velocity and yaw rate kept) and for the ground truth over the frames
@@ -109,28 +115,44 @@ def _world(R: torch.Tensor, traj: torch.Tensor, yaw0: float, skeleton: Skeleton,
     return world_motion(R.cpu(), yaw, traj[:, :2].cpu(), skeleton, fps)
 
 
-def _scores(motions: list[tuple[torch.Tensor, WorldMotion, np.ndarray]], skeleton: Skeleton,
-            train_R: torch.Tensor, feet: dict[str, list[int]]) -> dict[str, float | None]:  # fmt: skip
-    """The three metrics pooled over ``(R (T, J, 3, 3), world, contacts (T, 2))`` of every clip."""
-    skate_sum, skate_n, bad, frames, drift = 0.0, 0.0, 0, 0, []
-    for R, world, contacts in motions:
+def diverged(R: torch.Tensor, world: WorldMotion, contacts: np.ndarray) -> bool:
+    """Did a rollout go non-finite: some NaN or inf in its rotations ``R (T, J, 3, 3)``, its joint positions
+    in the world or its contacts ``(T, 2)``?"""
+    return not (bool(torch.isfinite(R).all()) and bool(torch.isfinite(world.positions).all())
+                and bool(np.isfinite(contacts).all()))  # fmt: skip
+
+
+Motion = tuple[str, torch.Tensor, WorldMotion, np.ndarray]  # clip name, R (T, J, 3, 3), world, contacts (T, 2)
+
+
+def _scores(motions: list[Motion], skeleton: Skeleton, train_R: torch.Tensor,
+            feet: dict[str, list[int]]) -> tuple[dict[str, float | int | None], list[str]]:  # fmt: skip
+    """The four metrics pooled over every clip's motion, and the names of the clips that diverged (counted
+    in ``DivergedClips`` and, by their frames, in ``BoneErrFrac``; left out of the other two)."""
+    skate_sum, skate_n, bad, frames, drift, gone = 0.0, 0.0, 0, 0, [], []
+    for name, R, world, contacts in motions:
+        bad += int(bone_error_frames(world, skeleton).sum())
+        frames += world.n_frames
+        if diverged(R, world, contacts):
+            gone.append(name)
+            continue
         s, n = foot_skate(world, feet, contacts)
         if n > 0 and math.isfinite(s):
             skate_sum, skate_n = skate_sum + s * n, skate_n + n
-        bad += int(bone_error_frames(world, skeleton).sum())
-        frames += world.n_frames
         drift.append(pose_drift(R[1::DRIFT_STRIDE], train_R))  # the start frame is real in every rollout
-    d = torch.cat(drift)
+    d = torch.cat(drift) if drift else torch.zeros(0)
     mean_drift = float(d.mean()) * 180.0 / math.pi if len(d) else math.nan
 
     def finite(v: float) -> float | None:
         return v if math.isfinite(v) else None
 
-    return {
+    scores = {
         f"{PREFIX}FootSkateMS": finite(skate_sum / skate_n if skate_n else math.nan),
         f"{PREFIX}BoneErrFrac": bad / frames if frames else None,
         f"{PREFIX}PoseDriftDeg": finite(mean_drift),
+        f"{PREFIX}DivergedClips": len(gone),
     }
+    return scores, gone
 
 
 @torch.no_grad()
@@ -139,11 +161,14 @@ def long_rollout_metrics(
 ) -> dict[str, Any]:
     """``FreeRun/long`` metrics of ``seconds``-long rollouts from every clip of ``split`` (one per clip, from
     its second frame) for the model, ``copy-last-frame`` and the ground truth; ``train_R (F, J, 3, 3)``:
-    the training frames' local rotations. Returns ``seconds``, ``frames`` per rollout, ``clips`` and the
-    three entries (metric -> value, None where undefined)."""
+    the training frames' local rotations. Returns ``seconds``, ``frames`` per rollout, ``clips``, the
+    three entries (metric -> value, None where undefined) and ``diverged`` (each entry's name -> the names of
+    the clips whose rollout went non-finite, in ``DivergedClips``)."""
     H = max(1, int(round(seconds * split.fps)))
-    starts = split.clip_begin.unique() + 1
-    starts = starts[starts < split.clip_end[starts]]
+    first = split.clip_begin.unique()  # (n_clips,): each clip's first frame, in the order of split.names
+    keep = first + 1 < split.clip_end[first]
+    starts = first[keep] + 1
+    names = [n for n, k in zip(split.names, keep.tolist(), strict=True) if k]
     found = skeleton.feet or find_feet(list(skeleton.bones), list(skeleton.parents))
     feet = {side: [skeleton.index(n) for n in found.get(side, ())] for side in ("L", "R")}
     if not feet["L"] or not feet["R"]:
@@ -151,29 +176,27 @@ def long_rollout_metrics(
                         "name them in FullHierarchy.json `feet`")  # fmt: skip
     controls = split.c[held_index(split, starts, H)]  # (H, B, Dc)
     raw = autoregress(model, rt, split.x[starts], split.R[starts], controls)
-    model_m, copy_m, truth_m = [], [], []
-    for b, s in enumerate(starts.tolist()):
+    model_m: list[Motion] = []
+    copy_m: list[Motion] = []
+    truth_m: list[Motion] = []
+    for b, (s, name) in enumerate(zip(starts.tolist(), names, strict=True)):
         yaw0 = 0.0  # the metrics do not depend on the start heading
         R0, traj0, c0 = split.R[s : s + 1], split.traj_raw[s : s + 1], split.contacts[s : s + 1]
         R = torch.cat([R0, raw.R[b]])
         world = _world(R, torch.cat([traj0, raw.traj[b]]), yaw0, skeleton, split.fps)
-        model_m.append((R.cpu(), world, torch.cat([c0, raw.contacts[b]]).cpu().numpy()))
+        model_m.append((name, R.cpu(), world, torch.cat([c0, raw.contacts[b]]).cpu().numpy()))
         R_copy = R0.expand(H + 1, -1, -1, -1)
         world = _world(R_copy, traj0.expand(H + 1, -1), yaw0, skeleton, split.fps)
-        copy_m.append((R_copy.cpu(), world, c0.expand(H + 1, -1).cpu().numpy()))
+        copy_m.append((name, R_copy.cpu(), world, c0.expand(H + 1, -1).cpu().numpy()))
         end = min(int(split.clip_end[s]), s + H + 1)
         if end - s >= 2:
             world = _world(split.R[s:end], split.traj_raw[s:end], yaw0, skeleton, split.fps)
-            truth_m.append((split.R[s:end].cpu(), world, split.contacts[s:end].cpu().numpy()))
+            truth_m.append((name, split.R[s:end].cpu(), world, split.contacts[s:end].cpu().numpy()))
     train_R = train_R.cpu()
-    return {
-        "seconds": seconds,
-        "frames": H,
-        "clips": len(starts),
-        "model": _scores(model_m, skeleton, train_R, feet),
-        "copy-last-frame": _scores(copy_m, skeleton, train_R, feet),
-        "truth": _scores(truth_m, skeleton, train_R, feet),
-    }
+    result: dict[str, Any] = {"seconds": seconds, "frames": H, "clips": len(starts), "diverged": {}}
+    for who, motions in (("model", model_m), ("copy-last-frame", copy_m), ("truth", truth_m)):
+        result[who], result["diverged"][who] = _scores(motions, skeleton, train_R, feet)
+    return result
 
 
 def training_rotations(cfg: TrainConfig, fps: float) -> torch.Tensor:
@@ -205,7 +228,8 @@ def checkpoint_long_metrics(
 
 
 def format_long(long: dict[str, Any]) -> str:
-    """A short table: each ``FreeRun/long`` metric for the model, copy-last-frame and the ground truth."""
+    """A short table: each ``FreeRun/long`` metric for the model, copy-last-frame and the ground truth, then
+    the clips whose rollout diverged (went non-finite), if any."""
     who = ("model", "copy-last-frame", "truth")
     lines = [
         f"{PREFIX[:-1]}: {long['seconds']:g} s rollouts ({long['frames']} frames) from {long['clips']} clips "
@@ -214,5 +238,14 @@ def format_long(long: dict[str, Any]) -> str:
     ]
     for k in long["model"]:
         vals = [long[w][k] for w in who]
-        lines.append(f"{k:<28}" + "".join(f"{'-':>17}" if v is None else f"{v:>17.4f}" for v in vals))
+        lines.append(f"{k:<28}" + "".join(_cell(v) for v in vals))
+    for w in who:
+        if long["diverged"][w]:
+            lines.append(f"diverged (non-finite) {w} rollouts: {', '.join(long['diverged'][w])}")
     return "\n".join(lines)
+
+
+def _cell(v: float | int | None) -> str:
+    if v is None:
+        return f"{'-':>17}"
+    return f"{v:>17d}" if isinstance(v, int) else f"{v:>17.4f}"
