@@ -21,6 +21,7 @@ import argparse
 import json
 import math
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -39,7 +40,7 @@ QUICK = {"hidden_dim": 64, "num_layers": 2, "steps_per_epoch": 20, "epochs": 8}
 def _parse_variant(text: str) -> tuple[str, dict]:
     name, _, rest = text.partition("=")
     sets = {}
-    for item in filter(None, rest.split(",")):
+    for item in filter(None, re.split(r",(?![^\[]*\])", rest)):  # not the commas inside a [list]
         k, _, v = item.partition("=")
         try:
             sets[k] = json.loads(v)
