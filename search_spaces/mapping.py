@@ -39,7 +39,7 @@ from search_spaces.catalog import (
 from search_spaces.spec import Rules, SearchSpace
 from trainer_core.config import AUGMENT_KEY, STAGE_KEY, TrainConfig
 from trainer_core.config_load import config_from_dict
-from trainer_core.errors import ConfigError, did_you_mean
+from trainer_core.errors import ConfigError, did_you_mean, raise_all
 
 SIG_DIGITS = 6  # derived weights are rounded to this many significant digits
 
@@ -202,7 +202,7 @@ def base_params(space: SearchSpace, cfg: TrainConfig) -> tuple[dict[str, Any], d
 
 def _augment_values(cfg: TrainConfig, why: dict[str, str]) -> dict[str, Any]:
     """The augmentation params a config implies; an off-centre speed range has no half-width."""
-    lo, hi = (float(v) for v in cfg.aug.speed_scale_range)
+    lo, hi = cfg.aug.speed_scale_range
     out: dict[str, Any] = {"augmentation.mirror": bool(cfg.aug.mirror), "augmentation.noise_std": cfg.aug.noise_std}
     if math.isclose(lo + hi, 2.0, rel_tol=0, abs_tol=1e-9):
         out["speed_scale_halfwidth"] = round(hi - 1.0, 6)
@@ -304,8 +304,7 @@ def config_to_params(space: SearchSpace, cfg: TrainConfig) -> dict[str, Any]:
                 problems.append(f"`{pname}` is {_show(v)}, outside {d.describe()}")
             elif d.searched:
                 params[pname] = int(round(v)) if d.kind == "int" and not d.choices else v
-    if problems:
-        raise ConfigError(f"the config is not a point of space `{space.name}`: " + "; ".join(problems))
+    raise_all(problems, ConfigError, f"the config is not a point of space `{space.name}`")
     return params
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from search_spaces.catalog import CATALOG, FAMILIES, STAGE_PARAMS, family_indices, param_name
-from trainer_core.errors import ConfigError, did_you_mean
+from trainer_core.errors import ConfigError, did_you_mean, raise_all
 from trainer_core.io_utils import read_json
 
 SHIPPED_DIR = Path(__file__).parent / "spaces"
@@ -264,8 +264,7 @@ def space_from_dict(raw: Any, source: str) -> SearchSpace:
             rules = Rules(**rules_raw)
     if not problems:
         problems += _structure_problems(dims, rules)
-    if problems:
-        raise ConfigError(f"{where}: " + "; ".join(problems))
+    raise_all(problems, ConfigError, where)
     name = str(raw.get("name", Path(source).stem))
     return SearchSpace(name, str(raw.get("description", "")), dims, rules, source, raw)
 

@@ -36,7 +36,7 @@ from search_spaces.mapping import stage_rule_problems
 from search_spaces.spec import Rules
 from trainer_core.config import STAGE_KEY, TrainConfig
 from trainer_core.config_load import config_from_dict
-from trainer_core.errors import ConfigError
+from trainer_core.errors import ConfigError, raise_all
 
 _EP = re.compile(r"valfree_ep(\d+)\.json$")
 
@@ -174,8 +174,7 @@ def suggest(
             lines += [f"{c}  (because {high[name]}, epoch {epoch})" for c in done]
     out = config_from_dict(raw, "suggested config")
     problems = stage_rule_problems(out, rules)
-    if problems:
-        raise ConfigError("the suggested config breaks the stage rules: " + "; ".join(problems))
+    raise_all(problems, ConfigError, "the suggested config breaks the stage rules")
     if not lines:
         lines.append(f"no rule fired at epoch {epoch}: every free-run metric beats copy-last-frame as required")
     return out, lines

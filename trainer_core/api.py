@@ -17,6 +17,7 @@ from trainer_core.evaluate.offline import evaluate_checkpoint
 from trainer_core.io_utils import atomic_write_json
 from trainer_core.train import checkpoint as ckpt
 from trainer_core.train.loop import fit
+from trainer_core.train.pretrain_defaults import PRETRAIN_BATCH, PRETRAIN_EPOCHS, PRETRAIN_LR
 
 RESULTS_ROOT = Path("results")
 
@@ -91,9 +92,9 @@ def train(
 def pretrain(
     data: str | None,
     out: str,
-    epochs: int = 50,
-    batch: int = 16,
-    lr: float = 5e-4,
+    epochs: int = PRETRAIN_EPOCHS,
+    batch: int = PRETRAIN_BATCH,
+    lr: float = PRETRAIN_LR,
     hidden_dim: int | None = None,
     num_layers: int | None = None,
     device: str | None = None,

@@ -14,10 +14,11 @@ them. Reading a file or a dict into it is ``config_load``.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, Literal
 
-from trainer_core.errors import ConfigError, did_you_mean
+from trainer_core.errors import ConfigError, did_you_mean, raise_all
 from trainer_core.split_spec import SplitSpec
 
 # Loss terms by group, each weighted by its config key (see losses.py).
@@ -48,13 +49,93 @@ def _in_range(problems: list[str], owner: object, key: str, lo: float, hi: float
     _check(problems, above and below, f"`{key}` is {v}, but must be in {ends[0]}{lo:g}, {hi:g}{ends[1]}")
 
 
+# Structured values (splits, mirror, joint pairs, speed range, adaptive terms) are parsed from their config form
+# once, when their section is built, so every consumer reads a typed value; ``to_dict`` writes them back in the
+# form a config file holds. A malformed one keeps its field's default and its message waits for ``problems()``:
+# every problem of a config is still reported together, in the usual order.
+
+
+def _parse_mirror(value: Any) -> bool | Literal["auto"]:
+    if isinstance(value, bool) or value == "auto":
+        return value
+    raise ConfigError(f'`augmentation.mirror` is {value!r}, but must be true, false or "auto"')
+
+
+def _parse_mirror_pairs(value: Any) -> tuple[tuple[str, str], ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)) and all(
+        isinstance(q, (list, tuple)) and len(q) == 2 and all(isinstance(n, str) for n in q) for q in value
+    ):
+        return tuple((q[0], q[1]) for q in value)
+    raise ConfigError(f"`augmentation.mirror_pairs` is {value!r}, but must be [[LEFT, RIGHT], ...] joint names")
+
+
+def _parse_speed_range(value: Any) -> tuple[float, float]:
+    if not (
+        isinstance(value, (list, tuple))
+        and len(value) == 2
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+    ):
+        raise ConfigError(f"`augmentation.speed_scale_range` is {value!r}, but must be [lo, hi]")
+    if not 0.25 <= value[0] <= value[1] <= 4.0:
+        raise ConfigError(f"`augmentation.speed_scale_range` is {list(value)}, but must satisfy 0.25 <= lo <= hi <= 4")
+    return float(value[0]), float(value[1])
+
+
+def _parse_terms(value: Any) -> tuple[str, ...]:
+    """A list of term names, or one comma-separated string of them (the CLI's form)."""
+    terms = [t.strip() for t in value.split(",") if t.strip()] if isinstance(value, str) else value
+    terms = list(terms) if isinstance(terms, tuple) else terms
+    if not (isinstance(terms, list) and terms and all(isinstance(t, str) for t in terms)):
+        raise ConfigError(
+            f'`adaptive_loss_terms` is {terms!r}, but must be term names, e.g. "fk_pos,rot_local,rot_delta"'
+        )
+    return tuple(terms)
+
+
+# Structured key -> (parse: its config form, or an already parsed value -> the typed value, ConfigError if
+# malformed; write: the typed value -> its config form, JSON lists and strings as a config file holds them).
+STRUCTURED: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
+    "val_split": (lambda v: SplitSpec.parse(v, "val_split"), SplitSpec.to_json),
+    "test_split": (
+        lambda v: None if v is None else SplitSpec.parse(v, "test_split"),
+        lambda s: None if s is None else s.to_json(),
+    ),
+    "mirror": (_parse_mirror, lambda m: m),
+    "mirror_pairs": (_parse_mirror_pairs, lambda ps: None if ps is None else [list(q) for q in ps]),
+    "speed_scale_range": (_parse_speed_range, list),
+    "adaptive_loss_terms": (_parse_terms, list),
+}
+
+
+def _parse_structured(section: Any) -> dict[str, str]:
+    """Type ``section``'s structured fields in place; key -> message for each malformed one (left at its default)."""
+    malformed: dict[str, str] = {}
+    for f in fields(section):
+        if f.name in STRUCTURED:
+            try:
+                setattr(section, f.name, STRUCTURED[f.name][0](getattr(section, f.name)))
+            except ConfigError as e:
+                malformed[f.name] = str(e)
+                setattr(section, f.name, f.default)
+    return malformed
+
+
+def _section_dict(section: Any) -> dict[str, Any]:
+    """A section's keys and values as a config file writes them."""
+    out = dataclasses.asdict(section)
+    out.update({k: write(getattr(section, k)) for k, (_, write) in STRUCTURED.items() if k in out})
+    return out
+
+
 @dataclass
 class DataConfig:
     data: str | None = None
     """Folder of clip NPZ files and the skeleton; None: the bundled real mocap."""
     bundle_json: str | None = None
     """Normalizer bundle to reuse; None: computed on the training split and saved in ``out``."""
-    val_split: Any = "hash"
+    val_split: SplitSpec = SplitSpec("hash")
     """Which clips validate: ``"hash"`` (``val_fraction`` of the clips, by a hash of their names),
     ``{"group": FIELD, "values": [...], "pattern": REGEX}`` (every clip whose name's FIELD, a named
     group of REGEX, is one of the values: whole styles, motions or performers held out), the same
@@ -62,74 +143,51 @@ class DataConfig:
     of each value), or ``{"clips": [NAME, ...]}``. See ``SplitSpec``."""
     val_fraction: float = 0.2
     """Share of clips held out by ``val_split: "hash"``."""
-    test_split: Any = None
+    test_split: SplitSpec | None = None
     """Clips held out from training and selection, evaluated only at the end (same forms; None: none)."""
     cond_window_s: float = 0.5
     """The control signal is the mean root velocity and yaw rate over this many seconds after the target frame."""
+
+    def __post_init__(self) -> None:
+        self._malformed = _parse_structured(self)
 
     def problems(self) -> list[str]:
         p: list[str] = []
         _in_range(p, self, "val_fraction", 0.0, 1.0, "()")
         _in_range(p, self, "cond_window_s", 0.0, 5.0, "(]")
-        for key in ("val_split", "test_split"):
-            value = getattr(self, key)
-            if value is None and key == "test_split":
-                continue
-            try:
-                SplitSpec.parse(value, key)
-            except ConfigError as e:
-                p.append(str(e))
-        if self.test_split == "hash":
+        p += [self._malformed[k] for k in ("val_split", "test_split") if k in self._malformed]
+        if self.test_split is not None and self.test_split.kind == "hash":
             p.append('`test_split` is "hash", but must name clips or groups (a hash split is for validation)')
         return p
-
-
-MIRROR_CHOICES = (False, True, "auto")
 
 
 @dataclass
 class AugmentConfig:
     """The guide's ``augmentation`` block, applied per training window on the device."""
 
-    mirror: Any = False
+    mirror: bool | Literal["auto"] = False
     """Mirror half the windows left/right (joint pairs found by name, or ``mirror_pairs``): true, false, or
     ``"auto"``: mirror where the skeleton's joint names show left/right pairs, else train unmirrored with a
     warning (for configs meant for skeletons not yet seen; true fails on a skeleton without sides)."""
-    mirror_pairs: Any = None
+    mirror_pairs: tuple[tuple[str, str], ...] | None = None
     """``[[LEFT, RIGHT], ...]`` joint-name pairs overriding the ones found by name; None: by name."""
     noise_std: float = 0.0
     """Std of Gaussian noise added to the normalized input features (not to targets)."""
-    speed_scale_range: Any = (1.0, 1.0)
+    speed_scale_range: tuple[float, float] = (1.0, 1.0)
     """``[lo, hi]``: each window is resampled in time by a factor drawn uniformly from it."""
 
+    def __post_init__(self) -> None:
+        self._malformed = _parse_structured(self)
+
     def problems(self) -> list[str]:
-        p: list[str] = []
-        if self.mirror not in MIRROR_CHOICES or isinstance(self.mirror, (int, float)) and not isinstance(
-            self.mirror, bool
-        ):
-            p.append(f'`augmentation.mirror` is {self.mirror!r}, but must be true, false or "auto"')
+        p: list[str] = [self._malformed[k] for k in ("mirror",) if k in self._malformed]
         _in_range(p, self, "noise_std", 0.0, 1.0)
-        r = self.speed_scale_range
-        ok = (
-            isinstance(r, (list, tuple))
-            and len(r) == 2
-            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in r)
-        )
-        if not ok:
-            p.append(f"`augmentation.speed_scale_range` is {r!r}, but must be [lo, hi]")
-        elif not (0.25 <= r[0] <= r[1] <= 4.0):
-            p.append(f"`augmentation.speed_scale_range` is {list(r)}, but must satisfy 0.25 <= lo <= hi <= 4")
-        pairs = self.mirror_pairs
-        if pairs is not None and not (
-            isinstance(pairs, list)
-            and all(isinstance(q, list) and len(q) == 2 and all(isinstance(n, str) for n in q) for q in pairs)
-        ):
-            p.append(f"`augmentation.mirror_pairs` is {pairs!r}, but must be [[LEFT, RIGHT], ...] joint names")
+        p += [self._malformed[k] for k in ("speed_scale_range", "mirror_pairs") if k in self._malformed]
         return p
 
     @property
     def active(self) -> bool:
-        return bool(self.mirror) or self.noise_std > 0 or tuple(self.speed_scale_range) != (1.0, 1.0)
+        return bool(self.mirror) or self.noise_std > 0 or self.speed_scale_range != (1.0, 1.0)
 
 
 @dataclass
@@ -247,18 +305,15 @@ class AdaptiveLossConfig:
 
     adaptive_loss_method: str = "none"
     """``none``, ``gradnorm`` (Chen et al. 2018), ``uncertainty`` (Kendall et al. 2018) or ``dwa`` (Liu et al. 2019)."""
-    adaptive_loss_terms: Any = ("fk_pos", "rot_local", "rot_delta")
-    """Loss term names (``TERM_KEYS``), a list or one comma-separated string."""
+    adaptive_loss_terms: tuple[str, ...] = ("fk_pos", "rot_local", "rot_delta")
+    """Loss term names (``TERM_KEYS``); a config gives a list or one comma-separated string."""
     adaptive_loss_alpha: float = 1.5
     """GradNorm's asymmetry: how strongly a term that trains slower than the others is pushed (0: equal grads)."""
     adaptive_loss_temperature: float = 2.0
     """DWA's temperature: large values give near-equal weights, small ones follow the loss ratios sharply."""
 
     def __post_init__(self) -> None:
-        if isinstance(self.adaptive_loss_terms, str):
-            self.adaptive_loss_terms = [t.strip() for t in self.adaptive_loss_terms.split(",") if t.strip()]
-        elif isinstance(self.adaptive_loss_terms, tuple):
-            self.adaptive_loss_terms = list(self.adaptive_loss_terms)
+        self._malformed = _parse_structured(self)
 
     @property
     def active(self) -> bool:
@@ -273,9 +328,9 @@ class AdaptiveLossConfig:
             f"`adaptive_loss_method` is {m!r}, but must be one of {', '.join(ADAPTIVE_METHODS)}"
             + did_you_mean(m, ADAPTIVE_METHODS),
         )
-        terms = self.adaptive_loss_terms
-        if not (isinstance(terms, list) and terms and all(isinstance(t, str) for t in terms)):
-            p.append(f"`adaptive_loss_terms` is {terms!r}, but must be term names, e.g. \"fk_pos,rot_local,rot_delta\"")
+        terms = list(self.adaptive_loss_terms)
+        if "adaptive_loss_terms" in self._malformed:
+            p.append(self._malformed["adaptive_loss_terms"])
         else:
             for t in terms:
                 _check(
@@ -418,19 +473,16 @@ class TrainConfig:
             + self.aug.problems()
             + _stage_problems(self.stages, self.optim.epochs, self.optim.seq_len)
         )
-        if problems:
-            raise ConfigError(f"{where}: " + "; ".join(problems))
+        raise_all(problems, ConfigError, where)
 
     def to_dict(self) -> dict[str, Any]:
         """The flat seed format, stable key order; ``from_dict(to_dict())`` is the identity."""
         flat: dict[str, Any] = {}
         for sec in SECTIONS:
-            flat.update(dataclasses.asdict(getattr(self, sec)))
+            flat.update(_section_dict(getattr(self, sec)))
         ordered = {k: flat.pop(k) for k in _KEY_ORDER}
         ordered.update(flat)
-        aug = dataclasses.asdict(self.aug)
-        aug["speed_scale_range"] = list(aug["speed_scale_range"])
-        ordered[AUGMENT_KEY] = aug
+        ordered[AUGMENT_KEY] = _section_dict(self.aug)
         ordered[STAGE_KEY] = [s.to_dict() for s in self.stages]
         return ordered
 

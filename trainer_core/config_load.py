@@ -23,11 +23,12 @@ from trainer_core.config import (
     SECTIONS,
     STAGE_KEY,
     STAGE_TRAINER_KEYS,
+    STRUCTURED,
     AugmentConfig,
     Stage,
     TrainConfig,
 )
-from trainer_core.errors import ConfigError, did_you_mean
+from trainer_core.errors import ConfigError, did_you_mean, raise_all
 from trainer_core.io_utils import read_json
 
 
@@ -37,7 +38,7 @@ def _type_name(tp: Any) -> str:
 
 def _coerce(value: Any, tp: Any, key: str, problems: list[str]) -> Any:
     """Check ``value`` against a field's type; ints are accepted for floats, never bools for numbers."""
-    if tp is Any:  # structured values (splits, pairs, ranges): their section's problems() checks them
+    if key.removeprefix(f"{AUGMENT_KEY}.") in STRUCTURED:  # splits, pairs, ranges, terms: their section types them
         return value
     args = typing.get_args(tp)
     if typing.get_origin(tp) in (typing.Union, types.UnionType):
@@ -172,11 +173,9 @@ def config_from_dict(raw: Any, where: str = "config") -> TrainConfig:
             values[sec][key] = _coerce(value, _HINTS[sec][key], key, problems)
         else:
             problems.append(f"unknown key `{key}`{did_you_mean(key, known)}")
-    if problems:
-        raise ConfigError(f"{where}: " + "; ".join(problems))
+    raise_all(problems, ConfigError, where)
     aug = _parse_augmentation(aug_raw, problems)
-    if problems:
-        raise ConfigError(f"{where}: " + "; ".join(problems))
+    raise_all(problems, ConfigError, where)
     cfg = TrainConfig(**{sec: cls(**values[sec]) for sec, cls in SECTIONS.items()}, stages=stages, aug=aug)
     cfg.validate(where)
     return cfg

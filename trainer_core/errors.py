@@ -41,8 +41,9 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
     return f" (did you mean `{close[0]}`?)" if close else ""
 
 
-def raise_all(problems: list[str], exc: type[MotiontuneError], where: str = "") -> None:
-    """Raise once with every problem found, joined on one line."""
+def raise_all(problems: list[str], exc: type[Exception], where: str = "") -> None:
+    """Raise ``exc`` once with every problem found, joined on one line: ``where: p1; p2`` (no ``where``:
+    ``p1; p2``); nothing when there are none."""
     if problems:
         prefix = f"{where}: " if where else ""
         raise exc(prefix + "; ".join(problems))

@@ -6,6 +6,7 @@ bottom layer needs it); which clips a spec selects is ``data/splits.py``.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -27,9 +28,15 @@ class SplitSpec:
     fraction: float = 0.0
     pattern: str = DEFAULT_GROUP_PATTERN
     clips: tuple[str, ...] = ()
+    pattern_written: bool = dataclasses.field(default=False, compare=False, repr=False)
+    """Whether the config wrote ``pattern``: ``to_json`` leaves out the default pattern unless it was written,
+    so a config round-trips unchanged."""
 
     @classmethod
     def parse(cls, value: Any, key: str) -> SplitSpec:
+        """The spec a config value writes (a SplitSpec is already one); ConfigError naming ``key`` if malformed."""
+        if isinstance(value, SplitSpec):
+            return value
         form = (
             f'`{key}` must be "hash", {{"group": FIELD, "values": [..] or "fraction": F, "pattern": REGEX}} '
             f'or {{"clips": [NAME, ..]}}'
@@ -70,7 +77,26 @@ class SplitSpec:
         if field_ not in rx.groupindex:
             names = ", ".join(rx.groupindex) or "none"
             raise ConfigError(f"`{key}.group` is {field_!r}, but the pattern's named groups are: {names}")
-        return cls("group", field=field_, values=tuple(values or ()), fraction=float(fraction or 0.0), pattern=pattern)
+        return cls(
+            "group",
+            field=field_,
+            values=tuple(values or ()),
+            fraction=float(fraction or 0.0),
+            pattern=pattern,
+            pattern_written="pattern" in value,
+        )
+
+    def to_json(self) -> str | dict[str, Any]:
+        """The value a config file writes for this spec, as it wrote it (``parse`` reads it back)."""
+        if self.kind == "hash":
+            return "hash"
+        if self.kind == "clips":
+            return {"clips": list(self.clips)}
+        out: dict[str, Any] = {"group": self.field}
+        out.update({"values": list(self.values)} if self.values else {"fraction": self.fraction})
+        if self.pattern_written or self.pattern != DEFAULT_GROUP_PATTERN:
+            out["pattern"] = self.pattern
+        return out
 
     def describe(self) -> dict[str, Any]:
         if self.kind == "group":

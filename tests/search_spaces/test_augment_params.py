@@ -76,7 +76,7 @@ def test_mirror_choices_must_be_booleans():
 
 
 def test_the_report_draws_a_boolean_param(tmp_path):
-    from tuner.report import plot_parallel
+    from tuner.report.sweep_report import plot_parallel
 
     top = pd.DataFrame({"config/augmentation.mirror": [True, False, True], "config/lr": [1e-4, 3e-4, 1e-3],
                         "best/FreeRun/GeoDeg": [5.0, 6.0, 5.5]})  # fmt: skip

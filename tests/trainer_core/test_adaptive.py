@@ -11,8 +11,9 @@ import torch
 from trainer_core.config import AdaptiveLossConfig, LossWeights
 from trainer_core.config_load import load_config
 from trainer_core.train.adaptive import AdaptiveLoss
-from trainer_core.train.loop import accumulate, fit, setup, train_step
+from trainer_core.train.loop import accumulate, fit, train_step
 from trainer_core.train.schedules import plan_epoch
+from trainer_core.train.setup import setup
 
 TERMS = ["fk_pos", "rot_local"]
 UNIT = LossWeights(w_fk_pos=1.0, w_rot_local=1.0)  # the toys' terms weigh 1: their raw and base losses agree

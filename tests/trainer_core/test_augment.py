@@ -23,10 +23,11 @@ from trainer_core.data.gait import foot_strikes, soft_gait
 from trainer_core.data.mirror import Mirror, pairs_by_name, side_and_stem
 from trainer_core.data.skeleton import Skeleton
 from trainer_core.errors import ConfigError
-from trainer_core.model.geometry import forward_kinematics, geodesic_angle, so3_log
+from trainer_core.geometry import forward_kinematics, geodesic_angle, so3_log
 from trainer_core.model.rollout import predict, scheduled_sampling_inputs
-from trainer_core.train.loop import fit, setup, train_epoch
+from trainer_core.train.loop import fit, train_epoch
 from trainer_core.train.losses import step_terms
+from trainer_core.train.setup import setup
 
 CPU = torch.device("cpu")
 T = 40

@@ -12,7 +12,7 @@ from trainer_core.data.clip import Clip, angular_velocity, load_clip, load_npz, 
 from trainer_core.data.datasets import dataset_profile, load_dataset
 from trainer_core.data.splits import split_clips
 from trainer_core.errors import DataError
-from trainer_core.model.geometry import geodesic_angle, rot6d_to_matrix
+from trainer_core.geometry import geodesic_angle, rot6d_to_matrix
 
 
 def test_json_npz_round_trip(tmp_path, bundled):

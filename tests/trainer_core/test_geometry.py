@@ -8,7 +8,7 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from trainer_core.model.geometry import (
+from trainer_core.geometry import (
     depth_levels,
     forward_kinematics,
     geodesic_angle,

@@ -7,8 +7,9 @@ import dataclasses
 import pytest
 import torch
 
-from trainer_core.train.loop import accumulate, epoch_batches, setup, train_step
+from trainer_core.train.loop import accumulate, epoch_batches, train_step
 from trainer_core.train.schedules import plan_epoch
+from trainer_core.train.setup import setup
 
 
 def _grads(model):

@@ -17,7 +17,7 @@ from tests.conftest import run_cli
 from tests.trainer_core.synth_bvh import CMU_UNIT_M, Z_UP, Walk, write_bvh
 from trainer_core.data.bvh import ImportOptions, import_bvh, read_units
 from trainer_core.errors import DataError
-from trainer_core.model.geometry import geodesic_angle, rot6d_to_matrix
+from trainer_core.geometry import geodesic_angle, rot6d_to_matrix
 
 WALK = Walk()
 FIXTURES = {

@@ -28,7 +28,7 @@ from trainer_core.evaluate.long_rollout import (
 )
 from trainer_core.generate.inference import load_model
 from trainer_core.generate.trajectory import clip_world, integrate_yaw, world_motion
-from trainer_core.model.geometry import rot6d_to_matrix, so3_exp
+from trainer_core.geometry import rot6d_to_matrix, so3_exp
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +105,7 @@ def _long(trained, clips, seconds, poison=None):
     if poison is not None:
         begin = sum(c.n_frames for c in clips[: [c.name for c in clips].index(poison)])
         split.x[begin + 1] = math.nan  # the rollout starts from each clip's second frame
-    train_R = training_rotations(cfg, split.fps)
+    train_R = training_rotations(cfg)
     return long_rollout_metrics(trained.model, trained.runtime, split, trained.skeleton, train_R, seconds)
 
 

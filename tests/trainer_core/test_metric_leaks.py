@@ -24,8 +24,8 @@ from trainer_core.data.device_data import build_split, control_window, fit_norma
 from trainer_core.data.gait import soft_gait
 from trainer_core.data.skeleton import HIERARCHY_FILE, OFFSETS_FILE
 from trainer_core.errors import CheckpointError, DataError
-from trainer_core.evaluate.metrics import freerun_starts, teacher_starts
 from trainer_core.train.loop import fit
+from trainer_core.train.metrics import freerun_starts, teacher_starts
 
 HORIZON = 12
 WINDOW_S = 0.5

@@ -10,7 +10,7 @@ import torch
 
 from trainer_core.data.mirror import Mirror
 from trainer_core.data.skeleton import Skeleton
-from trainer_core.model.geometry import forward_kinematics, rot6d_to_matrix
+from trainer_core.geometry import forward_kinematics, rot6d_to_matrix
 
 CPU = torch.device("cpu")
 M = torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64)  # the mirror in the heading frame: x is the character's left

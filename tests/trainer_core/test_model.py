@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from trainer_core.evaluate.metrics import baseline, evaluate
-from trainer_core.train.loop import setup
+from trainer_core.train.metrics import baseline, evaluate
+from trainer_core.train.setup import setup
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,9 @@ import torch
 
 from tests.conftest import run_cli, tiny_overrides
 from trainer_core.config_load import load_config
-from trainer_core.data.splits import split_dataset
-from trainer_core.train.loop import arch_for, check_same_fps, min_eval_frames, setup
+from trainer_core.data.splits import check_same_fps, min_eval_frames, split_dataset
 from trainer_core.train.pretrain import ENCODER_NAME, load_encoder, pretrain
+from trainer_core.train.setup import arch_for, setup
 
 
 @pytest.fixture(scope="module")

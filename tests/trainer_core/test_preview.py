@@ -96,7 +96,7 @@ def test_best_trial_preview_for_the_report(generation_run, tmp_path):
     """The report's preview of a trial folder laid out as a sweep's (``<trial>/run/``)."""
     import pandas as pd
 
-    from tuner.report_preview import PREVIEW_FILE, best_trial_preview
+    from tuner.report.previews import PREVIEW_FILE, best_trial_preview
 
     trial = tmp_path / "trial_1"
     shutil.copytree(generation_run[0], trial / "run")

@@ -1,4 +1,5 @@
 """Motion data: BVH import, clips, the skeleton, features, soft gait, dataset folders, splits and device tensors.
 
-Nothing here knows the model; ``model``, ``train`` and ``evaluate`` build on it.
+Nothing here knows the model; ``model``, ``train``, ``generate`` and ``evaluate`` build on it. It uses
+only the leaves (``config``, ``geometry``, ``errors``, ...; see ``trainer_core``).
 """

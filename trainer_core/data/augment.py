@@ -41,7 +41,7 @@ from trainer_core.data.features import COND_LAYOUT, Normalizer
 from trainer_core.data.mirror import Mirror, side_and_stem
 from trainer_core.data.skeleton import Skeleton
 from trainer_core.errors import ConfigError
-from trainer_core.model.geometry import depth_levels, forward_kinematics, matrix_to_rot6d, so3_exp, so3_log
+from trainer_core.geometry import depth_levels, forward_kinematics, matrix_to_rot6d, so3_exp, so3_log
 
 
 @dataclass
@@ -75,7 +75,7 @@ class Augmenter:
                               f"({_why_not_mirrorable(skeleton.bones)}): "
                               "training without mirroring; name the pairs in `augmentation.mirror_pairs` to mirror",
                               stacklevel=2)  # fmt: skip
-        lo, hi = (float(v) for v in aug.speed_scale_range)
+        lo, hi = aug.speed_scale_range
         if not aug.active or (mirror is None and not aug.noise_std and (lo, hi) == (1.0, 1.0)):
             return None  # nothing asked, or only a mirror "auto" that this skeleton cannot do
         return cls(

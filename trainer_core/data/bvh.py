@@ -54,8 +54,8 @@ from trainer_core.data.clip import Clip, angular_velocity
 from trainer_core.data.gait import ContactParams, soft_contact
 from trainer_core.data.resample import resample_local
 from trainer_core.data.skeleton import Skeleton, find_feet, limb_groups
-from trainer_core.errors import DataError
-from trainer_core.model.geometry import forward_kinematics, matrix_to_rot6d, yaw_matrix
+from trainer_core.errors import DataError, raise_all
+from trainer_core.geometry import forward_kinematics, matrix_to_rot6d, yaw_matrix
 
 _AXES = {"X": 0, "Y": 1, "Z": 2}
 _CHANNELS = {f"{a}{kind}" for a in "xyz" for kind in ("rotation", "position")}
@@ -93,8 +93,7 @@ class ImportOptions:
             problems.append(f"`up` is {self.up!r}, but must be auto, y or z")
         if not self.facing_smooth_s >= 0:
             problems.append(f"`facing_smooth_s` is {self.facing_smooth_s}, but must be >= 0")
-        if problems:
-            raise DataError("import options: " + "; ".join(problems))
+        raise_all(problems, DataError, "import options")
 
 
 def _rot_axis(axis: int, deg: np.ndarray) -> np.ndarray:

@@ -33,9 +33,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from trainer_core.errors import DataError
+from trainer_core.errors import DataError, raise_all
+from trainer_core.geometry import matrix_to_rot6d, rot6d_to_matrix, so3_log
 from trainer_core.io_utils import atomic_write, atomic_write_json, read_json
-from trainer_core.model.geometry import matrix_to_rot6d, rot6d_to_matrix, so3_log
 
 ARRAY_KEYS = ("rot6d", "angvel", "root_yaw", "root_vel", "soft_contacts")
 ROT6D_Q_SCALE = 32767.0  # rot6d entries lie in [-1, 1]
@@ -64,7 +64,7 @@ class Clip:
         problems = []
         if self.rot6d.ndim != 3 or self.rot6d.shape[-1] != 6:
             problems.append(f"`rot6d` has shape {self.rot6d.shape}, but must be (T, J, 6)")
-            raise DataError(f"{where}: " + "; ".join(problems))
+            raise_all(problems, DataError, where)  # raises now: the checks below need (T, J, 6)
         T, J = self.rot6d.shape[:2]
         expected = {"angvel": (T, J, 3), "root_yaw": (T,), "root_vel": (T, 2), "soft_contacts": (T, 2)}
         for key, shape in expected.items():
@@ -86,8 +86,7 @@ class Clip:
             problems.append(f"clip has {T} frame(s), but at least 2 are needed for next-frame prediction")
         if self.soft_contacts.size and (self.soft_contacts.min() < -1e-6 or self.soft_contacts.max() > 1 + 1e-6):
             problems.append("`soft_contacts` must lie in [0, 1]")
-        if problems:
-            raise DataError(f"{where}: " + "; ".join(problems))
+        raise_all(problems, DataError, where)
 
 
 def angular_velocity(rot6d: np.ndarray, fps: float) -> np.ndarray:

@@ -29,7 +29,7 @@ from trainer_core.data.features import COND_LAYOUT, Layout, Normalizer, frame_la
 from trainer_core.data.gait import soft_gait
 from trainer_core.data.skeleton import Skeleton
 from trainer_core.errors import DataError
-from trainer_core.model.geometry import depth_levels, forward_kinematics, rot6d_to_matrix
+from trainer_core.geometry import depth_levels, forward_kinematics, rot6d_to_matrix
 
 
 @dataclass

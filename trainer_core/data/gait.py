@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from trainer_core.errors import raise_all
+
 # A period outside these bounds is not a gait cycle (seconds).
 MIN_PERIOD_S = 0.25
 MAX_PERIOD_S = 2.5
@@ -34,8 +36,7 @@ class ContactParams:
         ]
         if not 0 <= self.floor_percentile < 50:
             problems.append(f"`floor_percentile` is {self.floor_percentile}, but must be in [0, 50)")
-        if problems:
-            raise ValueError("; ".join(problems))
+        raise_all(problems, ValueError)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:

@@ -101,7 +101,7 @@ def pairs_by_name(bones: tuple[str, ...]) -> list[tuple[int, int]]:
     return sorted(pairs)
 
 
-def _given_pairs(skeleton: Skeleton, given: list[list[str]]) -> list[tuple[int, int]]:
+def _given_pairs(skeleton: Skeleton, given: tuple[tuple[str, str], ...]) -> list[tuple[int, int]]:
     pairs, seen = [], set()
     for left, right in given:
         for n in (left, right):
@@ -119,7 +119,7 @@ def _given_pairs(skeleton: Skeleton, given: list[list[str]]) -> list[tuple[int, 
     return pairs
 
 
-def joint_permutation(skeleton: Skeleton, given: list[list[str]] | None) -> list[int]:
+def joint_permutation(skeleton: Skeleton, given: tuple[tuple[str, str], ...] | None) -> list[int]:
     """``s(j)`` for every joint: its partner, or itself. ConfigError if there are no pairs or they break the tree."""
     pairs = _given_pairs(skeleton, given) if given is not None else pairs_by_name(skeleton.bones)
     if not pairs:
@@ -232,7 +232,7 @@ class Mirror:
 
     @classmethod
     def create(
-        cls, skeleton: Skeleton, Rg: torch.Tensor, given: list[list[str]] | None, device: torch.device
+        cls, skeleton: Skeleton, Rg: torch.Tensor, given: tuple[tuple[str, str], ...] | None, device: torch.device
     ) -> Mirror:
         """From the skeleton, the training frames' global rotations ``Rg (F, J, 3, 3)`` and optional pairs."""
         perm = joint_permutation(skeleton, given)

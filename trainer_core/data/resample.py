@@ -12,7 +12,7 @@ import math
 
 import torch
 
-from trainer_core.model.geometry import so3_exp, so3_log
+from trainer_core.geometry import so3_exp, so3_log
 
 
 def resampled_times(n_frames: int, fps_in: float, fps_out: float) -> torch.Tensor:

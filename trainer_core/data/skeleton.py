@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trainer_core.errors import DataError
+from trainer_core.errors import DataError, raise_all
 from trainer_core.io_utils import atomic_write_json, read_json
 
 HIERARCHY_FILE = "FullHierarchy.json"
@@ -46,8 +46,7 @@ class Skeleton:
             problems.append("`parents[0]` must be -1 (the root comes first)")
         if len(set(self.bones)) != J:
             problems.append("`bones` has duplicate names")
-        if problems:
-            raise DataError("skeleton: " + "; ".join(problems))
+        raise_all(problems, DataError, "skeleton")
 
     @property
     def n_joints(self) -> int:

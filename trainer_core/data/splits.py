@@ -3,6 +3,10 @@
 A group split reads a label (style, content, performer...) from each clip name
 with a regular expression and holds out every clip of the chosen values, so
 validation measures motion of a kind the model never trained on.
+
+``split_for`` is the one split of a config's dataset: training, pre-training,
+the long-rollout metric and the sweep report's previews all call it, so they
+hold out the same clips.
 """
 
 from __future__ import annotations
@@ -13,7 +17,9 @@ import re
 import warnings
 from dataclasses import dataclass
 
+from trainer_core.config import TrainConfig
 from trainer_core.data.clip import Clip
+from trainer_core.data.datasets import Dataset
 from trainer_core.errors import DataError, did_you_mean
 from trainer_core.split_spec import SplitSpec
 
@@ -93,7 +99,7 @@ class Splits:
 
 
 def split_dataset(
-    clips: list[Clip], val_split: object, val_fraction: float, test_split: object, min_eval_frames: int
+    clips: list[Clip], val_split: SplitSpec, val_fraction: float, test_split: SplitSpec | None, min_eval_frames: int
 ) -> Splits:
     """Hold out the test clips (if any), then the validation clips from the rest; every clip lands in one split.
 
@@ -105,13 +111,12 @@ def split_dataset(
     pool = list(clips)
     test: list[Clip] = []
     if test_split is not None:
-        spec = SplitSpec.parse(test_split, "test_split")
-        names, values = held_out_names(pool, spec, "test_split")
+        names, values = held_out_names(pool, test_split, "test_split")
         test = [c for c in pool if c.name in names]
         pool = [c for c in pool if c.name not in names]
-        held["test"] = {**spec.describe(), "held_out": values, "clips": [c.name for c in test]}
+        held["test"] = {**test_split.describe(), "held_out": values, "clips": [c.name for c in test]}
         _check_eval_split(test, "test_split", min_eval_frames)
-    spec = SplitSpec.parse(val_split, "val_split")
+    spec = val_split
     if spec.kind == "group" and not spec.values and not clip_groups(pool, spec):
         warnings.warn(
             f"clip names carry no `{spec.field}` (pattern {spec.pattern!r}, e.g. {pool[0].name!r}); "
@@ -131,6 +136,33 @@ def split_dataset(
     if not train:
         raise DataError("`val_split`/`test_split` hold out every clip; leave some groups for training")
     return Splits(train, val, test, held)
+
+
+def min_eval_frames(cfg: TrainConfig, fps: float) -> int:
+    """Frames a clip needs for one scored free-run window: the first frame (never an input), the start,
+    the horizon, and the control window after the last target."""
+    return cfg.freerun.eval_freerun_horizon + 2 + max(1, int(round(cfg.data.cond_window_s * fps)))
+
+
+def check_same_fps(clips: list) -> float:
+    """Every clip (training, validation and test alike) has one frame rate; else one clear error."""
+    first = clips[0]
+    for c in clips[1:]:
+        if round(c.fps, 3) != round(first.fps, 3):
+            raise DataError(
+                f"clips have different frame rates: {first.name} is {first.fps:g} fps, {c.name} is {c.fps:g} fps; "
+                "re-import them at one rate (motiontune data import-bvh --fps N)"
+            )
+    return float(first.fps)
+
+
+def split_for(cfg: TrainConfig, dataset: Dataset) -> Splits:
+    """The clips of ``dataset`` split as a run of ``cfg`` splits them (its ``val_split``, ``val_fraction``,
+    ``test_split``; evaluation clips long enough for a free-run window at the dataset's one frame rate)."""
+    fps = check_same_fps(dataset.clips)
+    return split_dataset(
+        dataset.clips, cfg.data.val_split, cfg.data.val_fraction, cfg.data.test_split, min_eval_frames(cfg, fps)
+    )
 
 
 def _check_eval_split(clips: list[Clip], key: str, min_frames: int) -> None:

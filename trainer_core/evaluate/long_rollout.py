@@ -51,16 +51,15 @@ from trainer_core.data.datasets import load_dataset
 from trainer_core.data.device_data import Split
 from trainer_core.data.features import Normalizer
 from trainer_core.data.skeleton import Skeleton, find_feet
-from trainer_core.data.splits import split_dataset
+from trainer_core.data.splits import split_for
 from trainer_core.errors import ConfigError, DataError
 from trainer_core.generate.control import held_index
 from trainer_core.generate.rollout import autoregress
 from trainer_core.generate.trajectory import WorldMotion, integrate_yaw, world_motion
-from trainer_core.model.geometry import geodesic_angle, rot6d_to_matrix
+from trainer_core.geometry import geodesic_angle, rot6d_to_matrix
 from trainer_core.model.model import MotionModel
 from trainer_core.model.rollout import Runtime
 from trainer_core.train.build import build_runtime
-from trainer_core.train.loop import min_eval_frames
 
 PREFIX = "FreeRun/long/"
 BONE_TOL_M = 1e-3
@@ -199,13 +198,10 @@ def long_rollout_metrics(
     return result
 
 
-def training_rotations(cfg: TrainConfig, fps: float) -> torch.Tensor:
+def training_rotations(cfg: TrainConfig) -> torch.Tensor:
     """The local rotations ``(F, J, 3, 3)`` of every frame of a config's training clips (its dataset,
-    split as training splits it)."""
-    dataset = load_dataset(cfg.data.data)
-    splits = split_dataset(
-        dataset.clips, cfg.data.val_split, cfg.data.val_fraction, cfg.data.test_split, min_eval_frames(cfg, fps)
-    )
+    split as training splits it: ``splits.split_for``)."""
+    splits = split_for(cfg, load_dataset(cfg.data.data))
     rot6d = np.concatenate([c.rot6d for c in splits.train])
     return rot6d_to_matrix(torch.from_numpy(rot6d))
 
@@ -224,7 +220,7 @@ def checkpoint_long_metrics(
     poses of the clips it trained on."""
     check_seconds(seconds)
     _, rt = build_runtime(cfg, skeleton, norm, split.fps, device)
-    return long_rollout_metrics(model, rt, split, skeleton, training_rotations(cfg, split.fps), seconds)
+    return long_rollout_metrics(model, rt, split, skeleton, training_rotations(cfg), seconds)
 
 
 def format_long(long: dict[str, Any]) -> str:

@@ -1,7 +1,7 @@
 """Offline evaluation: a trained checkpoint on every clip of any dataset folder, against the baselines.
 
-The same code as the evaluation during training (``metrics.evaluate`` and
-``metrics.baselines`` on a ``Split``), with the checkpoint's own normalizer
+The same code as the evaluation during training (``train.metrics.evaluate`` and
+``train.metrics.baselines`` on a ``Split``), with the checkpoint's own normalizer
 (never refit on the evaluated clips) and the model, kinematics and runtime
 built as training builds them. The overall numbers come from one split of all
 clips, so they weigh every counted step exactly as training's validation does:
@@ -26,15 +26,15 @@ from trainer_core.config_load import config_from_dict
 from trainer_core.data.clip import Clip
 from trainer_core.data.datasets import Dataset, load_dataset
 from trainer_core.data.device_data import Split, build_split
-from trainer_core.data.features import Normalizer, frame_layout
+from trainer_core.data.features import Normalizer
 from trainer_core.data.skeleton import HIERARCHY_FILE, first_bone_mismatch
-from trainer_core.errors import CheckpointError, ConfigError, DataError
+from trainer_core.device import resolve_device
+from trainer_core.errors import ConfigError, DataError
 from trainer_core.evaluate.long_rollout import check_seconds, checkpoint_long_metrics, format_long
-from trainer_core.evaluate.metrics import baselines, evaluate, freerun_starts, teacher_starts
-from trainer_core.model.model import Arch, MotionModel
+from trainer_core.model.model import MotionModel
 from trainer_core.train import checkpoint as ckpt
-from trainer_core.train.build import build_model, build_runtime
-from trainer_core.train.loop import resolve_device
+from trainer_core.train.build import build_runtime, model_from_state
+from trainer_core.train.metrics import baselines, evaluate, freerun_starts, teacher_starts
 from trainer_core.train.metrics_io import FREERUN_PREFIX
 
 PRIMARY_BASELINE = "copy-last-frame"
@@ -56,21 +56,6 @@ def check_skeleton(state: dict[str, Any], dataset: Dataset, where: str) -> None:
     found = first_bone_mismatch(bones, dataset.skeleton.bones, where)
     if found is not None:
         raise DataError(f"{hierarchy}: {found}; {fix}")
-
-
-def _load_model(state: dict[str, Any], where: str, device: torch.device) -> tuple[MotionModel, Normalizer]:
-    try:
-        arch = Arch(**state["arch"])
-    except TypeError as e:
-        raise CheckpointError(f"{where}: `arch` is not this version's ({e})") from None
-    norm = Normalizer.from_dict(state["normalizer"], frame_layout(arch.n_joints), f"{where} (normalizer)")
-    model = build_model(arch, norm, device)
-    try:
-        model.load_state_dict(state["model_state_dict"])
-    except RuntimeError as e:
-        raise CheckpointError(f"{where}: weights do not fit the stored `arch` ({str(e).splitlines()[0]})") from None
-    model.eval()
-    return model, norm
 
 
 def _ratio(model: dict[str, float | None], base: dict[str, float | None]) -> dict[str, float | None]:
@@ -168,7 +153,7 @@ def evaluate_checkpoint(
     dataset = load_dataset(data)
     check_skeleton(state, dataset, where)
     dev = resolve_device(device or cfg.run.device)
-    model, norm = _load_model(state, where, dev)
+    model, norm = model_from_state(state, where, dev)
     split = build_split(dataset.clips, dataset.skeleton, norm, cfg.optim.seq_len, cfg.data.cond_window_s, dev)
     if freerun_starts(split, horizon).numel() == 0:
         longest = max(c.n_frames for c in dataset.clips)

@@ -9,5 +9,5 @@
 - ``api``: the entry points behind ``motiontune generate``, ``export-model`` and ``preview``.
 
 Arrows point down: generate uses data, model and train (the checkpoint and the
-model builder), never evaluate or anything above trainer_core.
+model loader), never evaluate or anything above trainer_core.
 """

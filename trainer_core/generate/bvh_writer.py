@@ -30,7 +30,7 @@ import torch
 
 from trainer_core.data.clip import Clip
 from trainer_core.data.skeleton import Skeleton
-from trainer_core.errors import DataError
+from trainer_core.errors import DataError, raise_all
 from trainer_core.generate.trajectory import clip_world
 from trainer_core.io_utils import atomic_write_text
 
@@ -120,8 +120,7 @@ def bvh_text(clip: Clip, skeleton: Skeleton, order: str = DEFAULT_ORDER, unit: s
         problems.append(f"unit is {unit!r}, but must be one of {', '.join(UNITS_PER_METRE)}")
     if clip.n_joints != skeleton.n_joints:
         problems.append(f"the clip has {clip.n_joints} joints, but the skeleton has {skeleton.n_joints}")
-    if problems:
-        raise DataError(f"BVH of `{clip.name}`: " + "; ".join(problems))
+    raise_all(problems, DataError, f"BVH of `{clip.name}`")
     scale = UNITS_PER_METRE[unit]
     world = clip_world(clip, skeleton)
     euler = matrix_to_euler(world.local_R.numpy(), order)  # (T, J, 3)
@@ -143,7 +142,7 @@ def write_bvh(clip: Clip, skeleton: Skeleton, path: Path, order: str = DEFAULT_O
 
 def max_rotation_error(a: Clip, b: Clip) -> float:
     """The largest geodesic angle, radians, between two clips' local rotations (same shape)."""
-    from trainer_core.model.geometry import geodesic_angle, rot6d_to_matrix
+    from trainer_core.geometry import geodesic_angle, rot6d_to_matrix
 
     Ra = rot6d_to_matrix(torch.from_numpy(a.rot6d).double())
     Rb = rot6d_to_matrix(torch.from_numpy(b.rot6d).double())

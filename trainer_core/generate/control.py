@@ -24,7 +24,7 @@ import torch
 
 from trainer_core.data.device_data import Split
 from trainer_core.data.features import COND_LAYOUT, Normalizer
-from trainer_core.errors import ConfigError
+from trainer_core.errors import ConfigError, raise_all
 
 MAX_SPEED = 20.0  # m/s: far past any human gait, the bound of a sane request
 MAX_TURN_DEG_S = 720.0
@@ -62,8 +62,7 @@ def parse_control(text: str) -> Control:
         problems.append(f"speed is {speed:g}, but must be in [-{MAX_SPEED:g}, {MAX_SPEED:g}] m/s")
     if not (math.isfinite(turn) and abs(turn) <= MAX_TURN_DEG_S):
         problems.append(f"turn is {turn:g}, but must be in [-{MAX_TURN_DEG_S:g}, {MAX_TURN_DEG_S:g}] deg/s")
-    if problems:
-        raise ConfigError(f"--control {text!r}: " + "; ".join(problems))
+    raise_all(problems, ConfigError, f"--control {text!r}")
     return Control(speed, turn)
 
 

@@ -30,17 +30,16 @@ from trainer_core.config_load import config_from_dict
 from trainer_core.data.clip import Clip
 from trainer_core.data.datasets import bundled_dataset_dir
 from trainer_core.data.device_data import build_split
-from trainer_core.data.features import Normalizer, frame_layout
 from trainer_core.data.skeleton import HIERARCHY_FILE, Skeleton, first_bone_mismatch
+from trainer_core.device import resolve_device
 from trainer_core.errors import CheckpointError, ConfigError, DataError
 from trainer_core.generate.control import Control, control_sequence, parse_control
 from trainer_core.generate.rollout import rollout_clip
 from trainer_core.io_utils import atomic_write
-from trainer_core.model.model import Arch, MotionModel
+from trainer_core.model.model import MotionModel
 from trainer_core.model.rollout import Runtime
 from trainer_core.train import checkpoint as ckpt
-from trainer_core.train.build import build_model
-from trainer_core.train.loop import resolve_device
+from trainer_core.train.build import model_from_state
 
 FORMAT = "motiontune-inference"
 VERSION = 1
@@ -98,19 +97,9 @@ class InferenceModel:
     @classmethod
     def _build(cls, state: dict[str, Any], skeleton: Skeleton, config: dict[str, Any], fps: float, where: str,
                device: str) -> InferenceModel:  # fmt: skip
-        try:
-            arch = Arch(**state["arch"])
-        except TypeError as e:
-            raise CheckpointError(f"{where}: `arch` is not this version's ({e})") from None
-        norm = Normalizer.from_dict(state["normalizer"], frame_layout(arch.n_joints), f"{where} (normalizer)")
         cfg = config_from_dict(config, f"{where} (stored config)")
         dev = resolve_device(device)
-        model = build_model(arch, norm, dev)
-        try:
-            model.load_state_dict(state["model_state_dict"])
-        except RuntimeError as e:
-            raise CheckpointError(f"{where}: weights do not fit the stored `arch` ({str(e).splitlines()[0]})") from None
-        model.eval()
+        model, norm = model_from_state(state, where, dev)
         rt = Runtime.create(norm, fps, cfg.model.phase_bins, dev, cfg.run.amp)
         return cls(model, rt, skeleton, cfg.data.cond_window_s, config, int(state.get("epoch", 0)), where)
 

@@ -17,7 +17,7 @@ window of ``facing_smooth_s`` seconds. ``clip_from_world`` re-expresses a world
 motion in that frame, so a clip it returns, written to BVH and imported again,
 comes back as itself.
 
-Conventions as in ``model.geometry``: +Y up, +Z forward, column vectors, metres.
+Conventions as in ``trainer_core.geometry``: +Y up, +Z forward, column vectors, metres.
 Everything here is float64.
 """
 
@@ -33,7 +33,7 @@ from trainer_core.data.bvh import ImportOptions
 from trainer_core.data.clip import Clip, angular_velocity
 from trainer_core.data.skeleton import Skeleton, find_feet
 from trainer_core.errors import DataError
-from trainer_core.model.geometry import depth_levels, forward_kinematics, matrix_to_rot6d, rot6d_to_matrix, yaw_matrix
+from trainer_core.geometry import depth_levels, forward_kinematics, matrix_to_rot6d, rot6d_to_matrix, yaw_matrix
 
 FACING_SMOOTH_S = ImportOptions().facing_smooth_s  # the importer's default: a written clip reads back as itself
 

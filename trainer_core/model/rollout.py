@@ -19,7 +19,7 @@ import torch
 
 from trainer_core.data.device_data import Split
 from trainer_core.data.features import Normalizer
-from trainer_core.model.geometry import matrix_to_rot6d, rot6d_to_matrix, so3_log
+from trainer_core.geometry import matrix_to_rot6d, rot6d_to_matrix, so3_log
 from trainer_core.model.model import ModelOutput, MotionModel
 
 

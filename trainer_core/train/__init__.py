@@ -1,1 +1,5 @@
-"""Training: losses, schedules, the loop (``loop.fit``), checkpoints and metric files."""
+"""Training: the run's set-up (``setup``), losses, schedules, the loop (``loop.fit``), the epoch metrics and
+baselines (``metrics``), checkpoints, metric files, the summary, and pre-training the encoder (``pretrain``).
+
+Builds on ``data`` and ``model``; never imports ``generate`` or ``evaluate``.
+"""

@@ -63,7 +63,7 @@ class AdaptiveLoss:
 
     def __init__(self, cfg: AdaptiveLossConfig, device: torch.device | str = "cpu"):
         self.method = cfg.adaptive_loss_method
-        self.terms = tuple(cfg.adaptive_loss_terms) if cfg.active else ()
+        self.terms = cfg.adaptive_loss_terms if cfg.active else ()
         self.alpha = cfg.adaptive_loss_alpha
         self.temperature = cfg.adaptive_loss_temperature
         n = len(self.terms)

@@ -1,17 +1,21 @@
 """The parts a training run and an offline evaluation both build: the model, the kinematics, the runtime.
 
-``loop.setup`` builds them for training; ``evaluate.offline`` rebuilds them from
-a checkpoint, so both evaluate with the same model, the same FK tensors and the
-same mixed-precision setting.
+``setup.setup`` builds them for training; ``evaluate.offline`` and
+``generate.inference`` rebuild the model from a checkpoint (``model_from_state``),
+so all evaluate with the same model, the same FK tensors and the same
+mixed-precision setting.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from trainer_core.config import TrainConfig
-from trainer_core.data.features import Normalizer
+from trainer_core.data.features import Normalizer, frame_layout
 from trainer_core.data.skeleton import Skeleton
+from trainer_core.errors import CheckpointError
 from trainer_core.model.model import Arch, MotionModel
 from trainer_core.model.rollout import Runtime
 from trainer_core.train.losses import Kinematics
@@ -22,6 +26,23 @@ def build_model(arch: Arch, norm: Normalizer, device: torch.device) -> MotionMod
     model = MotionModel(arch)
     model.set_contact_stats(*norm.segment_stats("contacts"))
     return model.to(device)
+
+
+def model_from_state(state: dict[str, Any], where: str, device: torch.device) -> tuple[MotionModel, Normalizer]:
+    """The trained model of a checkpoint or exported model ``state`` (its ``arch``, ``normalizer`` and
+    ``model_state_dict``) on ``device``, in eval mode, and its normalizer; ``where`` names the file in errors."""
+    try:
+        arch = Arch(**state["arch"])
+    except TypeError as e:
+        raise CheckpointError(f"{where}: `arch` is not this version's ({e})") from None
+    norm = Normalizer.from_dict(state["normalizer"], frame_layout(arch.n_joints), f"{where} (normalizer)")
+    model = build_model(arch, norm, device)
+    try:
+        model.load_state_dict(state["model_state_dict"])
+    except RuntimeError as e:
+        raise CheckpointError(f"{where}: weights do not fit the stored `arch` ({str(e).splitlines()[0]})") from None
+    model.eval()
+    return model, norm
 
 
 def build_runtime(

@@ -1,4 +1,4 @@
-"""The training loop: setup, batch, loss, evaluation, epochs.
+"""The training loop: batches, loss, evaluation, checkpoints, epochs (the set-up is ``setup.setup``).
 
 ``fit`` trains one model from a ``TrainConfig`` and writes, in ``out``:
 checkpoints, ``best_model.pt``, ``norm_template.json``, ``metrics/`` and
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,157 +18,31 @@ from typing import Any
 import torch
 
 from trainer_core.config import LOSS_GROUPS, TrainConfig
-from trainer_core.data.augment import Augmenter
-from trainer_core.data.datasets import Dataset, load_dataset
-from trainer_core.data.device_data import Split, build_split, fit_normalizer
-from trainer_core.data.features import COND_LAYOUT, Normalizer, frame_layout
-from trainer_core.data.splits import split_dataset
-from trainer_core.errors import CheckpointError, ConfigError, DataError, DivergedError, did_you_mean
-from trainer_core.evaluate.metrics import baselines, evaluate
+from trainer_core.errors import CheckpointError, ConfigError, DivergedError, did_you_mean
 from trainer_core.io_utils import atomic_write_json, json_safe
-from trainer_core.model.model import Arch, MotionModel
-from trainer_core.model.rollout import Runtime, free_run, predict, scheduled_sampling_inputs
+from trainer_core.model.rollout import free_run, predict, scheduled_sampling_inputs
 from trainer_core.train import checkpoint as ckpt
-from trainer_core.train.adaptive import AdaptiveLoss, shared_layer
-from trainer_core.train.build import build_model, build_runtime
-from trainer_core.train.losses import TERM_GROUP, TERMS, Kinematics, freerun_term, step_terms, weighted_total
+from trainer_core.train.adaptive import shared_layer
+from trainer_core.train.losses import TERM_GROUP, TERMS, freerun_term, step_terms, weighted_total
+from trainer_core.train.metrics import baselines, evaluate, metric_names
 from trainer_core.train.metrics_io import FREERUN_PREFIX, MetricsWriter
-from trainer_core.train.pretrain import load_encoder
 from trainer_core.train.schedules import EpochPlan, plan_epoch, tf_ratio
+from trainer_core.train.setup import Setup, setup
 from trainer_core.train.summary import SUMMARY_FILE, test_metrics, write_summary
 
 NORM_FILE = "norm_template.json"
 CONFIG_FILE = "config.json"
 TERM_NAMES = tuple(TERMS)
 
-_device_warned = False
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA when present; asking for CUDA without it falls back to CPU, said once."""
-    global _device_warned
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        if not _device_warned:
-            warnings.warn(f"device `{name}` requested but CUDA is not available; training on CPU", stacklevel=2)
-            _device_warned = True
-        return torch.device("cpu")
-    return torch.device(name)
-
 
 @dataclass
 class EpochResult:
+    """What ``fit`` hands ``on_epoch`` after each epoch."""
+
     epoch: int
     metrics: dict[str, Any]  # teacher, free-run and training values of this epoch
     checkpoint: Path | None  # the epoch checkpoint written, if any
     is_best: bool
-
-
-@dataclass
-class Setup:
-    """Everything a run needs, built before anything is written."""
-
-    cfg: TrainConfig
-    device: torch.device
-    dataset: Dataset
-    norm: Normalizer
-    train: Split
-    val: Split
-    kin: Kinematics
-    rt: Runtime
-    model: MotionModel
-    opt: torch.optim.Optimizer
-    test: Split | None = None  # evaluated only after the last epoch (and by `motiontune eval`)
-    held_out: dict[str, Any] | None = None  # what val_split/test_split held out
-    val_baselines: dict[str, dict[str, float]] | None = None  # baseline name -> its validation metrics
-    aug: Augmenter | None = None  # the config's augmentation; None: off
-    adaptive: AdaptiveLoss | None = None  # the adaptive loss weights (method "none": all 1)
-
-
-def arch_for(cfg: TrainConfig, n_joints: int) -> Arch:
-    return Arch(
-        d_in=frame_layout(n_joints).dim,
-        d_cond=COND_LAYOUT.dim,
-        n_joints=n_joints,
-        hidden_dim=cfg.model.hidden_dim,
-        num_layers=cfg.model.num_layers,
-        dropout=cfg.model.dropout,
-        phase_bins=cfg.model.phase_bins,
-    )
-
-
-def setup(cfg: TrainConfig, state: dict[str, Any] | None = None) -> Setup:
-    """Data, splits on the device, model and optimizer; ``state`` restores a checkpoint."""
-    device = resolve_device(cfg.run.device)
-    dataset = load_dataset(cfg.data.data)
-    if state is not None and state.get("data_fingerprint") not in (None, dataset.fingerprint):
-        raise CheckpointError(
-            f"{dataset.folder}: the dataset differs from the one the checkpoint trained on (fingerprint "
-            f"{dataset.fingerprint[:12]} vs {state['data_fingerprint'][:12]}); resume with the same --data"
-        )
-    fps = check_same_fps(dataset.clips)
-    splits = split_dataset(
-        dataset.clips, cfg.data.val_split, cfg.data.val_fraction, cfg.data.test_split, min_eval_frames(cfg, fps)
-    )
-    train_clips, val_clips = splits.train, splits.val
-    layout = frame_layout(dataset.skeleton.n_joints)
-    arch = arch_for(cfg, dataset.skeleton.n_joints)
-    encoder = None
-    if state is None and cfg.model.encoder:  # a bad encoder file fails before anything is built
-        encoder = load_encoder(Path(cfg.model.encoder), arch, dataset.skeleton, splits, dataset.fingerprint)
-    if state is not None:
-        norm = Normalizer.from_dict(state["normalizer"], layout, "checkpoint normalizer")
-    elif cfg.data.bundle_json:
-        norm = Normalizer.load(Path(cfg.data.bundle_json), layout)
-    elif encoder is not None:
-        norm = Normalizer.from_dict(encoder["normalizer"], layout, f"{cfg.model.encoder} normalizer")
-    else:
-        norm = fit_normalizer(train_clips, dataset.skeleton.n_joints, cfg.data.cond_window_s)
-    train = build_split(train_clips, dataset.skeleton, norm, cfg.optim.seq_len, cfg.data.cond_window_s, device)
-    aug = Augmenter.create(cfg.aug, dataset.skeleton, train, norm, cfg.data.cond_window_s)  # a bad mirror fails here
-    val = build_split(val_clips, dataset.skeleton, norm, cfg.optim.seq_len, cfg.data.cond_window_s, device)
-    test = None
-    if splits.test:
-        test = build_split(splits.test, dataset.skeleton, norm, cfg.optim.seq_len, cfg.data.cond_window_s, device)
-    if state is not None and state["arch"] != arch.to_dict():
-        raise CheckpointError(
-            f"checkpoint architecture {state['arch']} does not match the config's {arch.to_dict()}; "
-            "resume with the checkpoint's own config"
-        )
-    torch.manual_seed(cfg.run.seed)
-    model = build_model(arch, norm, device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay, fused=True)
-    adaptive = AdaptiveLoss(cfg.adaptive, device)
-    if encoder is not None:
-        model.encoder.load_state_dict(encoder["encoder_state_dict"])
-    if state is not None:
-        model.load_state_dict(state["model_state_dict"])
-        opt.load_state_dict(state["optimizer_state_dict"])
-        if state.get("adaptive_state_dict") is not None:
-            adaptive.load_state_dict(state["adaptive_state_dict"])
-    kin, rt = build_runtime(cfg, dataset.skeleton, norm, fps, device)
-    return Setup(
-        cfg, device, dataset, norm, train, val, kin, rt, model, opt, test, splits.held_out, aug=aug, adaptive=adaptive
-    )
-
-
-def min_eval_frames(cfg: TrainConfig, fps: float) -> int:
-    """Frames a clip needs for one scored free-run window: the first frame (never an input), the start,
-    the horizon, and the control window after the last target."""
-    return cfg.freerun.eval_freerun_horizon + 2 + max(1, int(round(cfg.data.cond_window_s * fps)))
-
-
-def check_same_fps(clips: list) -> float:
-    """Every clip (training, validation and test alike) has one frame rate; else one clear error."""
-    first = clips[0]
-    for c in clips[1:]:
-        if round(c.fps, 3) != round(first.fps, 3):
-            raise DataError(
-                f"clips have different frame rates: {first.name} is {first.fps:g} fps, {c.name} is {c.fps:g} fps; "
-                "re-import them at one rate (motiontune data import-bvh --fps N)"
-            )
-    return float(first.fps)
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -340,14 +213,6 @@ def _state(s: Setup, epoch: int, metrics: dict, best: float | None, best_epoch: 
         "skeleton_bones": list(s.dataset.skeleton.bones),
         "fps": s.rt.fps,
     }
-
-
-def metric_names(groups: tuple[str, ...] = ("torso", "arms", "legs")) -> list[str]:
-    """Every numeric metric an epoch reports (teacher, free run, training losses)."""
-    names = [f"{p}{m}" for p in ("", FREERUN_PREFIX) for m in ("GeoDeg", "YawAbsDeg", "RootVelMAE", "FootContact")]
-    names += [f"KeyBone/{g}_{m}" for g in groups for m in ("GeoDeg", "AngVelCos")]
-    names += ["loss/total", *(f"loss/{t}" for t in TERMS), *(f"loss_group/{g}" for g in LOSS_GROUPS)]
-    return names
 
 
 def _progress_line(epoch: int, total: int, m: dict[str, Any], seconds: float) -> str:

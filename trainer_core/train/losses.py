@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from trainer_core.config import LOSS_GROUPS, LossWeights
 from trainer_core.data.device_data import Split
 from trainer_core.data.skeleton import Skeleton
-from trainer_core.model.geometry import depth_levels, forward_kinematics, geodesic_angle, rot6d_ortho_penalty, so3_log
+from trainer_core.geometry import depth_levels, forward_kinematics, geodesic_angle, rot6d_ortho_penalty, so3_log
 from trainer_core.model.model import MotionModel
 from trainer_core.model.rollout import Rollout, Runtime, Step, next_features, phase_vector
 

@@ -1,5 +1,9 @@
 """Evaluation on the validation split, in teacher and in free-run mode, and the copy-last-frame baseline.
 
+``fit`` scores every epoch with it, ``summary`` the test split, and
+``evaluate.offline`` a checkpoint on any dataset folder (the same code);
+``metric_names`` lists every metric an epoch reports.
+
 Teacher mode predicts every frame from its ground-truth previous frame (a
 one-frame rollout from every frame). Free-run mode rolls out
 ``eval_freerun_horizon`` frames from ground-truth starts spaced one horizon
@@ -33,11 +37,13 @@ from dataclasses import dataclass
 
 import torch
 
+from trainer_core.config import LOSS_GROUPS
 from trainer_core.data.device_data import Split
-from trainer_core.model.geometry import geodesic_angle, so3_log
+from trainer_core.geometry import geodesic_angle, so3_log
 from trainer_core.model.model import MotionModel
 from trainer_core.model.rollout import Runtime, free_run
-from trainer_core.train.losses import Kinematics, masked_mean
+from trainer_core.train.losses import TERMS, Kinematics, masked_mean
+from trainer_core.train.metrics_io import FREERUN_PREFIX
 
 EVAL_CHUNK = 8192  # rollouts per forward pass in evaluation
 
@@ -177,3 +183,11 @@ def baseline(split: Split, kin: Kinematics, horizon: int, follow_control: bool =
 def baselines(split: Split, kin: Kinematics, horizon: int) -> dict[str, dict[str, float]]:
     """Every baseline's metrics on ``split``, by name (see the module docstring)."""
     return {name: baseline(split, kin, horizon, follow) for name, follow in BASELINES.items()}
+
+
+def metric_names(groups: tuple[str, ...] = ("torso", "arms", "legs")) -> list[str]:
+    """Every numeric metric an epoch reports (teacher, free run, training losses)."""
+    names = [f"{p}{m}" for p in ("", FREERUN_PREFIX) for m in ("GeoDeg", "YawAbsDeg", "RootVelMAE", "FootContact")]
+    names += [f"KeyBone/{g}_{m}" for g in groups for m in ("GeoDeg", "AngVelCos")]
+    names += ["loss/total", *(f"loss/{t}" for t in TERMS), *(f"loss_group/{g}" for g in LOSS_GROUPS)]
+    return names

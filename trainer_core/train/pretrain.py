@@ -24,18 +24,22 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
 
+from trainer_core.config_load import load_config
+from trainer_core.data.datasets import load_dataset
+from trainer_core.data.device_data import build_split, fit_normalizer
+from trainer_core.data.features import frame_layout
 from trainer_core.data.skeleton import Skeleton, first_bone_mismatch
-from trainer_core.errors import CheckpointError, ConfigError
+from trainer_core.data.splits import Splits, split_for
+from trainer_core.device import resolve_device
+from trainer_core.errors import CheckpointError, ConfigError, raise_all
 from trainer_core.io_utils import atomic_write, atomic_write_json
 from trainer_core.model.model import Arch, MotionEncoder
-
-if TYPE_CHECKING:
-    from trainer_core.data.splits import Splits
+from trainer_core.train.pretrain_defaults import PRETRAIN_BATCH, PRETRAIN_EPOCHS, PRETRAIN_LR
 
 ENCODER_NAME = "best_encoder.pt"
 ENCODER_KIND = "motion_encoder"
@@ -71,16 +75,15 @@ def _check_args(epochs: int, batch: int, lr: float) -> None:
         problems.append(f"--batch is {batch}, but must be in [1, 65536]")
     if not (0 < lr <= 1.0 and math.isfinite(lr)):
         problems.append(f"--lr is {lr}, but must be in (0, 1]")
-    if problems:
-        raise ConfigError("pretrain: " + "; ".join(problems))
+    raise_all(problems, ConfigError, "pretrain")
 
 
 def pretrain(
     data: str | None,
     out: Path,
-    epochs: int = 50,
-    batch: int = 16,
-    lr: float = 5e-4,
+    epochs: int = PRETRAIN_EPOCHS,
+    batch: int = PRETRAIN_BATCH,
+    lr: float = PRETRAIN_LR,
     hidden_dim: int | None = None,
     num_layers: int | None = None,
     seed: int = 0,
@@ -95,13 +98,6 @@ def pretrain(
     split (``val_split``, ``val_fraction``, ``test_split``, ``eval_freerun_horizon``) and the model
     size, as for ``train``; ``hidden_dim``/``num_layers``/``data``/``device`` override them. Train
     on the run's config so the run's validation and test clips stay unseen. Returns a summary."""
-    from trainer_core.config_load import load_config
-    from trainer_core.data.datasets import load_dataset
-    from trainer_core.data.device_data import build_split, fit_normalizer
-    from trainer_core.data.features import frame_layout
-    from trainer_core.data.splits import split_dataset
-    from trainer_core.train.loop import check_same_fps, min_eval_frames, resolve_device
-
     _check_args(epochs, batch, lr)
     out = Path(out)
     if (out / ENCODER_NAME).exists():
@@ -113,10 +109,7 @@ def pretrain(
     cfg = load_config(config, overrides)
     dev = resolve_device(device if device is not None else cfg.run.device)
     ds = load_dataset(cfg.data.data)
-    fps = check_same_fps(ds.clips)
-    splits = split_dataset(
-        ds.clips, cfg.data.val_split, cfg.data.val_fraction, cfg.data.test_split, min_eval_frames(cfg, fps)
-    )
+    splits = split_for(cfg, ds)
     J = ds.skeleton.n_joints
     norm = fit_normalizer(splits.train, J, cfg.data.cond_window_s)
     train = build_split(splits.train, ds.skeleton, norm, 2, cfg.data.cond_window_s, dev)

@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from trainer_core.evaluate.metrics import baselines, evaluate
 from trainer_core.io_utils import atomic_write_json, json_safe
 from trainer_core.train import checkpoint as ckpt
 from trainer_core.train.build import build_model
-
-if TYPE_CHECKING:
-    from trainer_core.train.loop import Setup
+from trainer_core.train.metrics import baselines, evaluate
+from trainer_core.train.setup import Setup
 
 SUMMARY_FILE = "summary.json"
 
@@ -83,3 +81,22 @@ def write_summary(
     summary = json_safe(summary)
     atomic_write_json(out / SUMMARY_FILE, summary)
     return summary
+
+
+def summary_test_metrics(summary: dict[str, Any], prefix: str) -> dict[str, float]:
+    """The test-split metrics of a run's summary, as ``<prefix><metric>`` (empty when the config has no test split).
+
+    Flat keys that already carry ``prefix`` are taken as they are; ``summary["test"]["model"]`` (the best
+    model's ``test_metrics``) gives the rest. The tuner reports them with a trial's last epoch.
+    """
+    out: dict[str, float] = {}
+    for k, v in summary.items():
+        if k.startswith(prefix) and isinstance(v, (int, float)) and not isinstance(v, bool):
+            out[k] = float(v)
+    test = summary.get("test")
+    if isinstance(test, dict):
+        model = test.get("model") if isinstance(test.get("model"), dict) else test
+        for k, v in model.items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "epoch":
+                out[prefix + k] = float(v)
+    return out

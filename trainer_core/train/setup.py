@@ -1,0 +1,115 @@
+"""A run's set-up: the dataset, its splits on the device, the normalizer, the model and the optimizer.
+
+``setup`` builds everything a run needs before anything is written, so a bad
+dataset, encoder, checkpoint or mirror fails before the run's folder is
+touched; ``loop.fit`` trains the ``Setup`` it returns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from trainer_core.config import TrainConfig
+from trainer_core.data.augment import Augmenter
+from trainer_core.data.datasets import Dataset, load_dataset
+from trainer_core.data.device_data import Split, build_split, fit_normalizer
+from trainer_core.data.features import COND_LAYOUT, Normalizer, frame_layout
+from trainer_core.data.splits import check_same_fps, split_for
+from trainer_core.device import resolve_device
+from trainer_core.errors import CheckpointError
+from trainer_core.model.model import Arch, MotionModel
+from trainer_core.model.rollout import Runtime
+from trainer_core.train.adaptive import AdaptiveLoss
+from trainer_core.train.build import build_model, build_runtime
+from trainer_core.train.losses import Kinematics
+from trainer_core.train.pretrain import load_encoder
+
+
+@dataclass
+class Setup:
+    """Everything a run needs, built before anything is written."""
+
+    cfg: TrainConfig
+    device: torch.device
+    dataset: Dataset
+    norm: Normalizer
+    train: Split
+    val: Split
+    kin: Kinematics
+    rt: Runtime
+    model: MotionModel
+    opt: torch.optim.Optimizer
+    test: Split | None = None  # evaluated only after the last epoch (and by `motiontune eval`)
+    held_out: dict[str, Any] | None = None  # what val_split/test_split held out
+    val_baselines: dict[str, dict[str, float]] | None = None  # baseline name -> its validation metrics
+    aug: Augmenter | None = None  # the config's augmentation; None: off
+    adaptive: AdaptiveLoss | None = None  # the adaptive loss weights (method "none": all 1)
+
+
+def arch_for(cfg: TrainConfig, n_joints: int) -> Arch:
+    return Arch(
+        d_in=frame_layout(n_joints).dim,
+        d_cond=COND_LAYOUT.dim,
+        n_joints=n_joints,
+        hidden_dim=cfg.model.hidden_dim,
+        num_layers=cfg.model.num_layers,
+        dropout=cfg.model.dropout,
+        phase_bins=cfg.model.phase_bins,
+    )
+
+
+def setup(cfg: TrainConfig, state: dict[str, Any] | None = None) -> Setup:
+    """Data, splits on the device, model and optimizer; ``state`` restores a checkpoint."""
+    device = resolve_device(cfg.run.device)
+    dataset = load_dataset(cfg.data.data)
+    if state is not None and state.get("data_fingerprint") not in (None, dataset.fingerprint):
+        raise CheckpointError(
+            f"{dataset.folder}: the dataset differs from the one the checkpoint trained on (fingerprint "
+            f"{dataset.fingerprint[:12]} vs {state['data_fingerprint'][:12]}); resume with the same --data"
+        )
+    fps = check_same_fps(dataset.clips)
+    splits = split_for(cfg, dataset)
+    train_clips, val_clips = splits.train, splits.val
+    layout = frame_layout(dataset.skeleton.n_joints)
+    arch = arch_for(cfg, dataset.skeleton.n_joints)
+    encoder = None
+    if state is None and cfg.model.encoder:  # a bad encoder file fails before anything is built
+        encoder = load_encoder(Path(cfg.model.encoder), arch, dataset.skeleton, splits, dataset.fingerprint)
+    if state is not None:
+        norm = Normalizer.from_dict(state["normalizer"], layout, "checkpoint normalizer")
+    elif cfg.data.bundle_json:
+        norm = Normalizer.load(Path(cfg.data.bundle_json), layout)
+    elif encoder is not None:
+        norm = Normalizer.from_dict(encoder["normalizer"], layout, f"{cfg.model.encoder} normalizer")
+    else:
+        norm = fit_normalizer(train_clips, dataset.skeleton.n_joints, cfg.data.cond_window_s)
+    train = build_split(train_clips, dataset.skeleton, norm, cfg.optim.seq_len, cfg.data.cond_window_s, device)
+    aug = Augmenter.create(cfg.aug, dataset.skeleton, train, norm, cfg.data.cond_window_s)  # a bad mirror fails here
+    val = build_split(val_clips, dataset.skeleton, norm, cfg.optim.seq_len, cfg.data.cond_window_s, device)
+    test = None
+    if splits.test:
+        test = build_split(splits.test, dataset.skeleton, norm, cfg.optim.seq_len, cfg.data.cond_window_s, device)
+    if state is not None and state["arch"] != arch.to_dict():
+        raise CheckpointError(
+            f"checkpoint architecture {state['arch']} does not match the config's {arch.to_dict()}; "
+            "resume with the checkpoint's own config"
+        )
+    torch.manual_seed(cfg.run.seed)
+    model = build_model(arch, norm, device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay, fused=True)
+    adaptive = AdaptiveLoss(cfg.adaptive, device)
+    if encoder is not None:
+        model.encoder.load_state_dict(encoder["encoder_state_dict"])
+    if state is not None:
+        model.load_state_dict(state["model_state_dict"])
+        opt.load_state_dict(state["optimizer_state_dict"])
+        if state.get("adaptive_state_dict") is not None:
+            adaptive.load_state_dict(state["adaptive_state_dict"])
+    kin, rt = build_runtime(cfg, dataset.skeleton, norm, fps, device)
+    return Setup(
+        cfg, device, dataset, norm, train, val, kin, rt, model, opt, test, splits.held_out, aug=aug, adaptive=adaptive
+    )
