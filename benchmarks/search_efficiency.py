@@ -44,9 +44,10 @@ from search_spaces.spec import SearchSpace, load_space
 from trainer_core.config import TrainConfig
 from trainer_core.config_load import config_from_dict, load_config
 from trainer_core.train.loop import EpochResult, fit
-from tuner.results import finished_trials, trial_params
-from tuner.sweep import SweepOptions, init_ray, launch, smoke_base
-from tuner.verify import fresh_seeds
+from tuner.experiment.results import finished_trials, trial_params
+from tuner.pipeline import SweepOptions, launch
+from tuner.search.sweep import init_ray, smoke_base
+from tuner.verify.plan import fresh_seeds
 
 METRIC = "FreeRun/GeoDeg"
 STRATEGIES = ("seed_tpe", "random_asha", "tpe_asha")

@@ -5,7 +5,7 @@ space) sampled by the sweep's TPE, warm-started with the base config; ASHA; the 
 ``--max-concurrent`` (without it, as a user leaves it, the CPUs bound the trials at once); a report per epoch;
 the progress callback (its lines go to ``progress.log``); the results collected into
 ``trials.parquet`` and ``history.parquet``. The searcher, the scheduler, the Tune and run configs are the ones
-``motiontune sweep`` builds (``tuner.sweep``); only the trainable is replaced: each epoch sleeps ``--sleep``
+``motiontune sweep`` builds (``tuner.search.sweep``); only the trainable is replaced: each epoch sleeps ``--sleep``
 seconds and reports an objective computed from the params (so TPE and ASHA have something to work on). Each
 trial asks ``--cpus-per-trial`` CPUs (a fraction), so many run at once on this machine's CPUs.
 
@@ -115,9 +115,10 @@ def run(args: argparse.Namespace, root: Path) -> None:
     from ray import tune
 
     from search_spaces.spec import space_from_dict
-    from tuner.pending import pending_trials
-    from tuner.results import collect_results, write_results
-    from tuner.sweep import SweepOptions, _run_config, _searcher, init_ray, prepare, tune_config
+    from tuner.experiment.results import collect_results, write_results
+    from tuner.pipeline import SweepOptions, prepare
+    from tuner.search.pending import pending_trials
+    from tuner.search.sweep import _run_config, _searcher, init_ray, tune_config
 
     for attempt in range(3):  # on a loaded machine Ray's raylet can give up waiting for its dashboard agent
         try:
@@ -209,7 +210,7 @@ def ray_tune_alone(args: argparse.Namespace, root: Path, meta: Any, fn: Any, slo
     (random search, Tune's default callbacks and experiment-state period, no checkpoint or failure config)."""
     from ray import tune
 
-    from tuner.sweep import _scheduler
+    from tuner.search.sweep import _scheduler
 
     period = os.environ.pop("TUNE_GLOBAL_CHECKPOINT_S", None)  # Tune's own ("auto"), read when fit starts
     try:

@@ -33,9 +33,10 @@ from trainer_core.config_load import load_config
 from trainer_core.data.clip import load_npz
 from trainer_core.data.device_data import Split, _pack_raw, _raw_frames
 from trainer_core.data.splits import split_clips
-from trainer_core.model.geometry import forward_kinematics, rot6d_to_matrix
-from trainer_core.train.loop import Setup, epoch_batches, setup, train_step
+from trainer_core.geometry import forward_kinematics, rot6d_to_matrix
+from trainer_core.train.loop import epoch_batches, train_step
 from trainer_core.train.schedules import plan_epoch, tf_ratio
+from trainer_core.train.setup import Setup, setup
 
 
 class NpzWindows(Dataset):

@@ -25,7 +25,8 @@ import pandas as pd
 
 from trainer_core.config_load import load_config
 from trainer_core.train.loop import fit
-from tuner.sweep import SweepOptions, init_ray, launch, prepare
+from tuner.pipeline import SweepOptions, launch, prepare
+from tuner.search.sweep import init_ray
 
 
 def main() -> None:

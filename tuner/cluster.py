@@ -32,7 +32,7 @@ from pathlib import Path
 
 from trainer_core.errors import MotiontuneError
 from trainer_core.io_utils import atomic_write_json
-from tuner.stop import JOB_STOP_WAIT_S
+from tuner.search.stop import JOB_STOP_WAIT_S
 
 STATE_FILE = "cluster.json"
 ENV_FILE = "ray.env"
@@ -68,7 +68,7 @@ def dashboard_available() -> bool:
 
 def ray_env() -> dict[str, str]:
     """Node processes and clients of a local cluster authenticate with the user's Ray token; a job stopped with
-    ``ray job stop`` gets ``JOB_STOP_WAIT_S`` to save its state (``tuner.stop``)."""
+    ``ray job stop`` gets ``JOB_STOP_WAIT_S`` to save its state (``tuner.search.stop``)."""
     env = dict(os.environ)
     env.setdefault("RAY_AUTH_MODE", "token")
     env.setdefault("RAY_JOB_STOP_WAIT_TIME_S", JOB_STOP_WAIT_S)

@@ -11,7 +11,7 @@ import yaml
 
 from tests.conftest import REPO, run_cli
 from tests.trainer_core.test_cli import assert_one_line_error
-from tuner.local_cluster import LocalCluster, _pids_naming
+from tuner.cluster import LocalCluster, _pids_naming
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +70,7 @@ def _worker_node_ids(cluster) -> set[str]:
     import subprocess
     import sys
 
-    from tuner.local_cluster import ray_env
+    from tuner.cluster import ray_env
 
     code = ("import json, ray; ray.init(address=%r, log_to_driver=False, configure_logging=False); "
             "print(json.dumps([n['NodeID'] for n in ray.nodes() if n['Alive'] and n['Resources'].get('gpu_like')]))")

@@ -28,7 +28,7 @@ import yaml
 from tests.cluster.guide import all_commands, argv, option, rehearsal_commands
 from tests.conftest import REPO, run_cli
 from tests.trainer_core.test_cli import assert_one_line_error
-from tuner.local_cluster import STATE_FILE, LocalCluster, _pids_naming, dashboard_available
+from tuner.cluster import STATE_FILE, LocalCluster, _pids_naming, dashboard_available
 
 # "[  33.5s] trial   1/4 c897ffb6 done      epochs   2  FreeRun/GeoDeg 8.9012  best so far 8.1917" (TrialLines)
 ANSI = re.compile(r"\x1b\[[0-9;]*m")  # Ray's CLI colours its lines, also into a pipe

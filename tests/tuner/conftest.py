@@ -27,7 +27,7 @@ def diverging_setup(tmp_path, lrs):
     """A base config whose lr makes the loss overflow, and a space that offers it first."""
     import json
 
-    from tuner.sweep import smoke_base
+    from tuner.search.sweep import smoke_base
 
     base = smoke_base()
     base.update(lr=lrs[0], grad_clip=0.0, weight_decay=0.0, steps_per_epoch=30, epochs=3,

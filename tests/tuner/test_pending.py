@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from tuner.pending import PENDING_ENV, pending_trials, trials_at_once
+from tuner.search.pending import PENDING_ENV, pending_trials, trials_at_once
 
 
 @pytest.mark.parametrize(

@@ -123,8 +123,8 @@ def _trial(trial_id: str, status: str, epochs: int, value: float, diverged: int 
 def test_a_terminal_gets_one_updating_line_and_the_counts_follow_the_trials(tmp_path):
     from ray.tune.experiment import Trial
 
-    from tuner.progress import Progress
-    from tuner.status import Snapshot
+    from tuner.experiment.status import Snapshot
+    from tuner.search.progress import Progress
 
     term = _Terminal()
     template = Snapshot("search", total=6, metric="FreeRun/GeoDeg", mode="min", max_epochs=4, budget=30)

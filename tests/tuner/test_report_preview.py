@@ -11,10 +11,9 @@ from PIL import Image
 from tests.conftest import run_cli
 from trainer_core.config_load import config_from_dict
 from trainer_core.data.datasets import load_dataset
-from trainer_core.data.splits import split_dataset
-from trainer_core.train.loop import min_eval_frames
-from tuner.report_preview import PREVIEW_FILE, PREVIEW_SECONDS, PREVIEW_STRIDE
-from tuner.results import finished_trials
+from trainer_core.data.splits import min_eval_frames, split_dataset
+from tuner.experiment.results import finished_trials
+from tuner.report.previews import PREVIEW_FILE, PREVIEW_SECONDS, PREVIEW_STRIDE
 
 
 def test_report_embeds_the_best_trials_preview(smoke_sweep, tmp_path):

@@ -52,8 +52,8 @@ def test_resume_after_sigkill_finishes_the_sweep_and_keeps_finished_trials(tmp_p
         proc.wait()
     assert not (exp / "trials.parquet").exists()  # the kill came before the end
 
-    from tuner.experiment import ExperimentMeta
-    from tuner.results import collect_results
+    from tuner.experiment.meta import ExperimentMeta
+    from tuner.experiment.results import collect_results
 
     before, _ = collect_results(ExperimentMeta.load(str(exp)))
     finished_before = before[before["status"].isin(["COMPLETED", "STOPPED"])]

@@ -6,7 +6,7 @@ import optuna
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from tuner.sampler import WINDOW_BEST, WINDOW_RECENT, WindowedTPESampler, _StudyWindow, tpe_sampler
+from tuner.search.sampler import WINDOW_BEST, WINDOW_RECENT, WindowedTPESampler, _StudyWindow, tpe_sampler
 
 DIST = {"lr": FloatDistribution(1e-5, 1e-2, log=True), "x": FloatDistribution(0.0, 1.0)}
 

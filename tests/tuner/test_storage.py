@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import REPO, run_cli
-from tuner.trainable import TUNE_CHECKPOINTS_KEPT
+from tuner.search.trainable import TUNE_CHECKPOINTS_KEPT
 
 EPOCHS = 6  # more than the Tune checkpoints kept, so anything kept per epoch would show
 SAMPLES = 3
@@ -135,7 +135,7 @@ def test_export_top_3_reads_only_kept_checkpoints(resumed_sweep, tmp_path, extra
 
 @pytest.mark.slow
 def test_summary_and_report_print_the_size_on_storage(resumed_sweep, tmp_path):
-    from tuner.usage import storage_usage
+    from tuner.experiment.usage import storage_usage
 
     exp, _, stdout = resumed_sweep
     files = [p for p in exp.rglob("*") if p.is_file()]
@@ -154,6 +154,6 @@ def test_summary_and_report_print_the_size_on_storage(resumed_sweep, tmp_path):
     ("n", "text"), [(0, "0 B"), (999, "999 B"), (1000, "1.0 kB"), (11_700_000, "11.7 MB"), (3.3e9, "3.3 GB")]
 )
 def test_format_bytes(n, text):
-    from tuner.usage import format_bytes
+    from tuner.experiment.usage import format_bytes
 
     assert format_bytes(int(n)) == text

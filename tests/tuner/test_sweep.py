@@ -71,7 +71,7 @@ def test_export_by_another_metric(smoke_sweep, tmp_path):
 
 def test_asha_first_rung_waits_for_the_free_run_stage():
     from trainer_core.config_load import load_config, smoke_config
-    from tuner.sweep import default_grace_period
+    from tuner.search.sweep import default_grace_period
 
     assert default_grace_period(load_config()) == 5  # stage2_mixed, the first with freerun_weight > 0
     assert default_grace_period(load_config().with_epochs(30)) == 9  # stage 1 rescaled to epochs 1-8

@@ -32,7 +32,7 @@ def verified_sweep(tmp_path_factory):
 
 
 def test_t_quantile_matches_scipy():
-    from tuner.verify_stats import t_quantile
+    from tuner.verify.stats import t_quantile
 
     for df in (1, 2, 3, 7, 30):
         assert t_quantile(0.975, df) == pytest.approx(stats.t.ppf(0.975, df), rel=1e-6)
@@ -56,8 +56,8 @@ def test_the_finalists_are_the_search_top_two_and_the_base(verified_sweep):
 
 @pytest.mark.slow
 def test_every_config_ran_on_the_same_fresh_seeds(verified_sweep):
-    from tuner.experiment import ExperimentMeta
-    from tuner.verify import VerifyPlan, verification_runs
+    from tuner.experiment.meta import ExperimentMeta
+    from tuner.verify.plan import VerifyPlan, verification_runs
 
     exp, _, table, _ = verified_sweep
     seeds = [list(s) for s in table["seeds"]]
@@ -101,7 +101,7 @@ def test_the_ranking_follows_the_per_seed_values(verified_sweep):
 def test_export_writes_the_verified_winner_with_provenance(verified_sweep, tmp_path):
     from search_spaces.mapping import params_to_config
     from search_spaces.spec import space_from_dict
-    from tuner.experiment import ExperimentMeta
+    from tuner.experiment.meta import ExperimentMeta
 
     exp, _, table, _ = verified_sweep
     out = tmp_path / "best.json"
@@ -157,7 +157,7 @@ def test_verify_command_when_no_finalist_beats_the_base(tmp_path):
     With `--verify-data`: each re-trained model is also scored on another dataset folder.
     """
     from tests.conftest import MOCAP_DIR
-    from tuner.sweep import smoke_base
+    from tuner.search.sweep import smoke_base
 
     clips = [str(MOCAP_DIR / f"dataset-1_{name}_001.bvh") for name in ("run_happy", "walk-left_normal")]
     assert run_cli("data", "import-bvh", *clips, "--out", str(tmp_path / "other")).returncode == 0

@@ -44,8 +44,8 @@ def test_resume_after_sigkill_during_verification_keeps_finished_seeds(tmp_path)
     assert (exp / "trials.parquet").exists()  # the search had finished
     assert not (exp / "verification.parquet").exists()  # the kill came during the verification
 
-    from tuner.experiment import ExperimentMeta
-    from tuner.verify import VerifyPlan, verification_runs
+    from tuner.experiment.meta import ExperimentMeta
+    from tuner.verify.plan import VerifyPlan, verification_runs
 
     meta = ExperimentMeta.load(str(exp))
     plan = VerifyPlan.load(meta)

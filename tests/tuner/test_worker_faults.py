@@ -36,7 +36,7 @@ def _workers_in(experiment_name: str) -> dict[int, Path]:
 
 def _same_config_twice(tmp_path: Path) -> list[str]:
     """Two trials of the same config and seed (a space that searches nothing), FIFO, no verification."""
-    from tuner.sweep import smoke_base
+    from tuner.search.sweep import smoke_base
 
     (tmp_path / "base.json").write_text(json.dumps(smoke_base()))
     (tmp_path / "space.json").write_text(json.dumps({"name": "fixed", "params": {"lr": {"value": 0.0005}}}))
@@ -124,7 +124,7 @@ def test_a_second_resume_refuses_while_one_runs_and_a_dead_ones_lock_is_taken_ov
 
 
 def test_a_lock_from_another_host_is_held_until_its_heartbeat_goes_stale(tmp_path):
-    from tuner.lock import STALE_AFTER_S, holder_alive
+    from tuner.experiment.lock import STALE_AFTER_S, holder_alive
 
     now = time.time()
     other = {"host": "some-other-node", "pid": 1, "since": now - 600, "heartbeat": now - 5}

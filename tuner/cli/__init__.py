@@ -37,10 +37,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from trainer_core.errors import DivergedError, MotiontuneError
-    from tuner.stop import Stopped
+    from tuner.cli.legacy import register_old_module_paths
+    from tuner.search.stop import Stopped
 
     warnings.showwarning = show_warning
     args = build_parser().parse_args(argv)
+    if args.func.__module__ == "tuner.cli.sweep_cmds":  # the commands that read experiments (and import Ray)
+        register_old_module_paths()  # those written before the sub-packages pickled the old module paths
     try:
         rc = args.func(args)
     except MotiontuneError as e:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from trainer_core.train.pretrain_defaults import PRETRAIN_BATCH, PRETRAIN_EPOCHS, PRETRAIN_LR
 from tuner.cli.common import trainer_api
 
 # flag dest -> config key; each flag also takes the guide's spelling with underscores
@@ -41,9 +42,9 @@ def add_pretrain(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--data", help="dataset folder (default: the config's, bundled mocap)")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for best_encoder.pt (+ .json, summary)")
-    p.add_argument("--epochs", type=int, default=50, help="epochs (default 50)")
-    p.add_argument("--batch", type=int, default=16, help="frame pairs per step (default 16)")
-    p.add_argument("--lr", type=float, default=5e-4, help="learning rate (default 0.0005)")
+    p.add_argument("--epochs", type=int, default=PRETRAIN_EPOCHS, help=f"epochs (default {PRETRAIN_EPOCHS})")
+    p.add_argument("--batch", type=int, default=PRETRAIN_BATCH, help=f"frame pairs per step (default {PRETRAIN_BATCH})")
+    p.add_argument("--lr", type=float, default=PRETRAIN_LR, help=f"learning rate (default {PRETRAIN_LR:g})")
     p.add_argument("--hidden-dim", type=int, help="encoder width (default: the config's, packaged 512)")
     p.add_argument("--num-layers", type=int, help="encoder layers (default: the config's, packaged 3)")
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: the config's, auto)")

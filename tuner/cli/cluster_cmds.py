@@ -13,7 +13,7 @@ DEFAULT_CLUSTER_DIR = "results/local-cluster"
 
 def _cluster_up(a: argparse.Namespace) -> int:
     from trainer_core.errors import ConfigError
-    from tuner.local_cluster import ENV_FILE, LocalCluster
+    from tuner.cluster import ENV_FILE, LocalCluster
 
     try:
         resources = json.loads(a.worker_resources) if a.worker_resources else {}
@@ -43,7 +43,7 @@ def _cluster_up(a: argparse.Namespace) -> int:
 
 
 def _cluster_down(a: argparse.Namespace) -> int:
-    from tuner.local_cluster import LocalCluster
+    from tuner.cluster import LocalCluster
 
     cluster = LocalCluster.from_state(a.dir)
     n = len(cluster.nodes)

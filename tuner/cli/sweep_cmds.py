@@ -7,8 +7,8 @@ from typing import Any
 
 
 def _print_sweep_summary(summary: dict[str, Any]) -> None:
-    from tuner.results import finished_trials
-    from tuner.usage import storage_line
+    from tuner.experiment.results import finished_trials
+    from tuner.experiment.usage import storage_line
 
     trials = summary["trials"]
     metric, mode = summary["metric"], summary["mode"]
@@ -66,7 +66,7 @@ def _parse_resources(items: list[str] | None) -> dict[str, float]:
 
 
 def _sweep(a: argparse.Namespace) -> int:
-    from tuner.sweep import SweepOptions, launch
+    from tuner.pipeline import SweepOptions, launch
 
     opts = SweepOptions(
         config=a.config, space=a.space, samples=a.samples, max_concurrent=a.max_concurrent, epochs=a.epochs,
@@ -142,14 +142,14 @@ def _add_status_every(p: argparse.ArgumentParser, default: float | None) -> None
 
 
 def _resume(a: argparse.Namespace) -> int:
-    from tuner.sweep import resume
+    from tuner.pipeline import resume
 
     _print_sweep_summary(resume(a.experiment, a.address, a.shared_storage, a.status_every))
     return 0
 
 
 def _verify(a: argparse.Namespace) -> int:
-    from tuner.sweep import verify_experiment
+    from tuner.pipeline import verify_experiment
 
     summary = verify_experiment(a.experiment, a.top, a.seeds, a.verify_data, a.address, a.shared_storage,
                                 a.status_every)
@@ -158,7 +158,7 @@ def _verify(a: argparse.Namespace) -> int:
 
 
 def _status(a: argparse.Namespace) -> int:
-    from tuner.status import status_lines
+    from tuner.experiment.status import status_lines
 
     print("\n".join(status_lines(a.experiment)))
     return 0
@@ -183,7 +183,7 @@ def _export_line(rec: dict[str, Any]) -> str:
 
 
 def _export(a: argparse.Namespace) -> int:
-    from tuner.export import export
+    from tuner.report.export import export
 
     records = export(a.experiment, a.out, a.top, a.metric, a.mode)
     for rec in records:
@@ -194,7 +194,7 @@ def _export(a: argparse.Namespace) -> int:
 
 
 def _report(a: argparse.Namespace) -> int:
-    from tuner.report import report
+    from tuner.report.sweep_report import report
 
     rep = report(a.experiment, a.out)
     print(rep.summary)

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tuner.experiment import ExperimentError, filesystem, is_uri, join, read_bytes, write_bytes
+from tuner.experiment.files import ExperimentError, filesystem, is_uri, join, read_bytes, write_bytes
 
 LOCK_FILE = "driver.lock"
 HEARTBEAT_S = 15.0

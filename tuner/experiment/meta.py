@@ -1,8 +1,9 @@
-"""An experiment directory: where it lives (local path or any pyarrow filesystem URI) and what it was.
+"""An experiment directory's metadata: what the experiment was, as ``motiontune.json``.
 
 Ray Tune owns the directory's layout; motiontune adds ``motiontune.json`` (the
 base config, the space, the objective and the sweep settings, everything resume
-and export need), ``trials.parquet`` and ``history.parquet``.
+and export need), ``trials.parquet`` and ``history.parquet``. Where the directory lives (a local path or any
+pyarrow filesystem URI) and how its files are read and written: ``tuner.experiment.files``.
 """
 
 from __future__ import annotations
@@ -17,59 +18,13 @@ import pyarrow.fs as pafs
 from trainer_core import __version__
 from trainer_core.config import TrainConfig
 from trainer_core.config_load import config_from_dict
-from trainer_core.errors import ConfigError, MotiontuneError, did_you_mean
-from trainer_core.io_utils import atomic_write
+from trainer_core.errors import ConfigError, did_you_mean
+from tuner.experiment.files import ExperimentError, filesystem, is_uri, join, read_bytes, write_bytes
 
 META_FILE = "motiontune.json"
 TRIALS_FILE = "trials.parquet"
 HISTORY_FILE = "history.parquet"
 FORMAT = 1
-
-
-class ExperimentError(MotiontuneError):
-    """An experiment directory is missing, not an experiment, or has nothing to export."""
-
-
-def is_uri(path: str) -> bool:
-    return "://" in str(path)
-
-
-def resolve_storage(storage: str) -> str:
-    """A URI as given; a local path made absolute (Ray needs absolute local paths)."""
-    return storage if is_uri(storage) else str(Path(storage).expanduser().resolve())
-
-
-def filesystem(path: str) -> tuple[pafs.FileSystem, str]:
-    """The pyarrow filesystem and in-filesystem path of a local path or a URI (s3://, gs://, ...)."""
-    if is_uri(path):
-        try:
-            return pafs.FileSystem.from_uri(path)
-        except (ValueError, OSError) as e:  # pyarrow's ArrowInvalid is a ValueError
-            raise ExperimentError(f"{path}: not a filesystem URI pyarrow can open ({e})") from None
-    return pafs.LocalFileSystem(), str(Path(path).expanduser().resolve())
-
-
-def write_bytes(path: str, data: bytes) -> None:
-    """Atomic on local disk (temp file + rename); a single put on object stores."""
-    if is_uri(path):
-        fs, p = filesystem(path)
-        with fs.open_output_stream(p) as f:
-            f.write(data)
-    else:
-        atomic_write(Path(path), lambda f: f.write(data))
-
-
-def read_bytes(path: str) -> bytes | None:
-    fs, p = filesystem(path)
-    try:
-        with fs.open_input_stream(p) as f:
-            return f.read()
-    except (FileNotFoundError, OSError):
-        return None
-
-
-def join(base: str, *parts: str) -> str:
-    return "/".join([base.rstrip("/"), *parts]) if is_uri(base) else str(Path(base, *parts))
 
 
 @dataclass

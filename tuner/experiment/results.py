@@ -18,7 +18,8 @@ from typing import Any
 import pandas as pd
 
 from trainer_core.errors import ConfigError, did_you_mean
-from tuner.experiment import HISTORY_FILE, TRIALS_FILE, ExperimentError, ExperimentMeta, join, write_bytes
+from tuner.experiment.files import ExperimentError, join, write_bytes
+from tuner.experiment.meta import HISTORY_FILE, TRIALS_FILE, ExperimentMeta
 
 HEADLINE = ("GeoDeg", "FreeRun/GeoDeg", "RootVelMAE", "FreeRun/RootVelMAE", "YawAbsDeg", "FreeRun/YawAbsDeg",
             "FootContact")  # fmt: skip
@@ -37,7 +38,7 @@ def quiet_missing_results() -> None:
 def _analysis(meta: ExperimentMeta):  # noqa: ANN202
     from ray.tune import ExperimentAnalysis
 
-    from tuner.experiment import filesystem, is_uri
+    from tuner.experiment.files import filesystem, is_uri
 
     fs = filesystem(meta.path)[0] if is_uri(meta.path) else None
     try:

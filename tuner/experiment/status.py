@@ -20,7 +20,8 @@ import time
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from tuner.experiment import ExperimentError, ExperimentMeta, join, read_bytes, write_bytes
+from tuner.experiment.files import ExperimentError, join, read_bytes, write_bytes
+from tuner.experiment.meta import ExperimentMeta
 
 PROGRESS_FILE = "progress.json"
 PHASES = ("search", "verification")
@@ -119,7 +120,7 @@ def freshness(entry: dict[str, Any], now: float | None = None) -> str:
 
 def snapshot_from_results(meta: ExperimentMeta) -> Snapshot:
     """The search's status rebuilt from Ray Tune's own experiment state (a sweep with no ``progress.json``)."""
-    from tuner.results import collect_results
+    from tuner.experiment.results import collect_results
 
     trials, history = collect_results(meta)
     max_epochs = int(meta.extra.get("epochs", 0))

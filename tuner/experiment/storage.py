@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tuner.experiment import ExperimentError, is_uri
+from tuner.experiment.files import ExperimentError, is_uri
 
 NETWORK_FILESYSTEMS = frozenset({
     "nfs", "nfs4", "cifs", "smb3", "smbfs", "lustre", "gpfs", "glusterfs", "ceph", "beegfs", "9p", "wekafs",

@@ -4,7 +4,7 @@ Read through the experiment's pyarrow filesystem, so the figure is the same for
 a local path and for ``s3://``/``gs://`` storage. A trial is a folder holding
 Tune's ``params.json`` (search trials, and verification trials under
 ``verification/``); its model files are its ``*.pt`` (Tune's kept checkpoints
-and ``run/best_model.pt``), which ``tuner.trainable`` bounds per trial.
+and ``run/best_model.pt``), which ``tuner.search.trainable`` bounds per trial.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import pyarrow.fs as pafs
 
-from tuner.experiment import filesystem
+from tuner.experiment.files import filesystem
 
 TRIAL_MARKER = "params.json"  # Tune writes it into every trial folder
 MODEL_SUFFIX = ".pt"

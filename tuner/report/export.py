@@ -22,9 +22,10 @@ from search_spaces.spec import space_from_dict
 from trainer_core import __version__
 from trainer_core.errors import ConfigError
 from trainer_core.io_utils import atomic_write_json
-from tuner.experiment import ExperimentMeta, filesystem, join
-from tuner.results import collect_results, rank_trials, trial_params
-from tuner.verify import RESULT_FILE, VerifyPlan, load_verification
+from tuner.experiment.files import filesystem, join
+from tuner.experiment.meta import ExperimentMeta
+from tuner.experiment.results import collect_results, rank_trials, trial_params
+from tuner.verify.plan import RESULT_FILE, VerifyPlan, load_verification
 
 
 def provenance_path(config_path: Path) -> Path:

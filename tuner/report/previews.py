@@ -18,13 +18,12 @@ import pandas as pd
 
 from trainer_core.config_load import config_from_dict
 from trainer_core.data.datasets import load_dataset
-from trainer_core.data.splits import split_dataset
+from trainer_core.data.splits import check_same_fps, min_eval_frames, split_dataset
 from trainer_core.errors import MotiontuneError
 from trainer_core.generate.api import rollout_preview
 from trainer_core.train import checkpoint as ckpt
-from trainer_core.train.loop import check_same_fps, min_eval_frames
-from tuner.experiment import is_uri
-from tuner.trainable import RUN_DIR
+from tuner.experiment.files import is_uri
+from tuner.search.trainable import RUN_DIR
 
 PREVIEW_FILE = "best_trial_preview.gif"
 PREVIEW_SECONDS = 10.0

@@ -5,7 +5,7 @@ teacher vs free-run ``GeoDeg`` learning curves of the top trials (the guide's
 diagnostic: a free-run/teacher gap over 2x is flagged); the epochs each trial
 ran against ASHA's rungs; parameter importance (Optuna's evaluator on a study
 rebuilt from the results); parallel coordinates of the top trials; with a
-verification, the re-trained finalists on their fresh seeds (``tuner.verify_plot``).
+verification, the re-trained finalists on their fresh seeds (``tuner.report.plots``).
 """
 
 from __future__ import annotations
@@ -26,12 +26,13 @@ import pandas as pd  # noqa: E402
 from search_spaces.catalog import FAMILIES  # noqa: E402
 from search_spaces.spec import SearchSpace, space_from_dict  # noqa: E402
 from trainer_core.io_utils import atomic_write, atomic_write_text  # noqa: E402
-from tuner.experiment import ExperimentError, ExperimentMeta  # noqa: E402
-from tuner.report_preview import best_trial_preview  # noqa: E402
-from tuner.results import PARAM_PREFIX, collect_results, finished_trials  # noqa: E402
-from tuner.usage import storage_line  # noqa: E402
-from tuner.verify import load_verification  # noqa: E402
-from tuner.verify_plot import plot_verification  # noqa: E402
+from tuner.experiment.files import ExperimentError  # noqa: E402
+from tuner.experiment.meta import ExperimentMeta  # noqa: E402
+from tuner.experiment.results import PARAM_PREFIX, collect_results, finished_trials  # noqa: E402
+from tuner.experiment.usage import storage_line  # noqa: E402
+from tuner.report.plots import plot_verification  # noqa: E402
+from tuner.report.previews import best_trial_preview  # noqa: E402
+from tuner.verify.plan import load_verification  # noqa: E402
 
 TOP = 5
 GAP_LIMIT = 2.0  # the guide: free-run error more than twice the teacher's is a warning sign

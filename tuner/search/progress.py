@@ -3,12 +3,17 @@
 ``Progress`` is a Ray Tune callback that prints, on the driver's stdout:
 
 * a line per finished trial: ``[  12.3s] trial   3/16 <id> done  epochs 30  FreeRun/GeoDeg 6.9  best so far 6.5``;
-* a status line (``tuner.status.render``) on each trial event (a trial started, finished, failed) and every
+* a status line (``tuner.experiment.status.render``) on each trial event (a trial started, finished, failed) and every
   ``status_every`` seconds: one line that updates in place on a terminal, plain lines in a log or under
   ``ray job submit``.
 
-Each status is also persisted (``tuner.status.save``, at most every ``PERSIST_EVERY_S`` seconds and at the end)
-into the experiment folder, where ``motiontune status`` reads it from any machine that sees the storage.
+Each status is also persisted (``tuner.experiment.status.save``, at most every ``PERSIST_EVERY_S`` seconds and at the
+end) into the experiment folder, where ``motiontune status`` reads it from any machine that sees the storage.
+
+Ray Tune pickles the run config into the experiment state (``tuner.pkl``, and the stopper into
+``experiment_state-*.json``), so ``Progress``, ``Snapshot``, ``TrialEpochBudget`` and the verification's label
+function are stored by module path: moving or renaming them stops ``Tuner.restore`` and ``ExperimentAnalysis``
+from reading experiments written before.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from typing import Any, TextIO
 
 from ray import tune
 
-from tuner.status import Snapshot, render, save
+from tuner.experiment.status import Snapshot, render, save
 
 DEFAULT_STATUS_EVERY_S = 30.0
 PERSIST_EVERY_S = 2.0

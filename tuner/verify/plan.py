@@ -15,7 +15,7 @@ Files, inside the experiment directory:
   ``motiontune resume`` continues the same verification;
 - ``verification/``: the Ray Tune experiment of the re-training trials (one
   per config and seed; finished ones are kept on resume);
-- ``verification.parquet``: the verified ranking (``tuner.verify_stats``).
+- ``verification.parquet``: the verified ranking (``tuner.verify.stats``).
 """
 
 from __future__ import annotations
@@ -31,19 +31,17 @@ from typing import Any
 import pandas as pd
 
 from trainer_core.errors import ConfigError, DataError
-from tuner.experiment import ExperimentError, ExperimentMeta, join, read_bytes, write_bytes
-from tuner.results import collect_results, finished_trials, rank_trials, trial_params
-from tuner.stop import fit
+from tuner.experiment.files import ExperimentError, join, read_bytes, write_bytes
+from tuner.experiment.meta import ExperimentMeta
+from tuner.experiment.results import collect_results, finished_trials, rank_trials, trial_params
+from tuner.search.stop import fit
+from tuner.verify.stats import EXTRA_PREFIXES, verification_table
 
 VERIFY_DIR = "verification"
 PLAN_FILE = "verification_plan.json"
 RESULT_FILE = "verification.parquet"
 BASE_LABEL = "base"
 SEED_OFFSET = 1000  # verification seeds are base seed + 1000, + 1001, ...: never a seed the search trained with
-DEFAULT_TOP, DEFAULT_SEEDS = 3, 3
-SMOKE_TOP, SMOKE_SEEDS = 2, 2
-VERIFY_DATA_PREFIX = "verify_data/"
-TEST_PREFIX = "test/"
 
 
 @dataclass
@@ -175,7 +173,7 @@ def verification_path(meta: ExperimentMeta) -> str:
 def _trainable(meta: ExperimentMeta, plan: VerifyPlan):  # noqa: ANN202
     from ray import tune
 
-    from tuner.verify_trial import verify_trial
+    from tuner.verify.trial import verify_trial
 
     fn = tune.with_parameters(
         verify_trial, base=meta.base_config, space=meta.space, metric=meta.metric, mode=meta.mode,
@@ -189,8 +187,8 @@ def run_verification(meta: ExperimentMeta, plan: VerifyPlan) -> pd.DataFrame:
     from ray import tune
     from ray.tune.schedulers import FIFOScheduler
 
-    from tuner.progress import fresh_callbacks, progress_callback
-    from tuner.trainable import checkpoint_config
+    from tuner.search.progress import fresh_callbacks, progress_callback
+    from tuner.search.trainable import checkpoint_config
 
     path = verification_path(meta)
     trainable = _trainable(meta, plan)
@@ -231,7 +229,7 @@ def verification_runs(meta: ExperimentMeta, plan: VerifyPlan) -> pd.DataFrame:
     trials, history = collect_results(_sub_meta(meta, plan))
     if trials.empty:
         return pd.DataFrame(columns=["finalist", "seed", "ok", "best", "final", "best_epoch", "trial_id", "checkpoint"])
-    from tuner.trainable import RUN_DIR
+    from tuner.search.trainable import RUN_DIR
 
     m = plan.metric
     runs = pd.DataFrame({
@@ -245,7 +243,7 @@ def verification_runs(meta: ExperimentMeta, plan: VerifyPlan) -> pd.DataFrame:
         "trial_id": trials["trial_id"],
         "checkpoint": [join(str(p), RUN_DIR, "best_model.pt") for p in trials["path"]],
     })  # fmt: skip
-    extra = [c for c in history.columns if c.startswith((TEST_PREFIX, VERIFY_DATA_PREFIX))]
+    extra = [c for c in history.columns if c.startswith(EXTRA_PREFIXES)]
     if extra:
         last = history.sort_values("epoch").groupby("trial_id")[extra].last()
         runs = runs.join(last, on="trial_id")
@@ -253,8 +251,6 @@ def verification_runs(meta: ExperimentMeta, plan: VerifyPlan) -> pd.DataFrame:
 
 
 def finish_verification(meta: ExperimentMeta, plan: VerifyPlan) -> pd.DataFrame:
-    from tuner.verify_stats import verification_table
-
     table = verification_table(verification_runs(meta, plan), plan)
     buf = io.BytesIO()
     table.to_parquet(buf, index=False)
@@ -266,18 +262,3 @@ def load_verification(meta: ExperimentMeta) -> pd.DataFrame | None:
     """The verified ranking, if this experiment has a finished verification."""
     data = read_bytes(join(meta.path, RESULT_FILE))
     return pd.read_parquet(io.BytesIO(data)) if data is not None else None
-
-
-def summary_test_metrics(summary: dict[str, Any]) -> dict[str, float]:
-    """The test-split metrics of a run's summary, as ``test/<metric>`` (empty when the config has no test split)."""
-    out: dict[str, float] = {}
-    for k, v in summary.items():
-        if k.startswith(TEST_PREFIX) and isinstance(v, (int, float)) and not isinstance(v, bool):
-            out[k] = float(v)
-    test = summary.get("test")
-    if isinstance(test, dict):
-        model = test.get("model") if isinstance(test.get("model"), dict) else test
-        for k, v in model.items():
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "epoch":
-                out[TEST_PREFIX + k] = float(v)
-    return out

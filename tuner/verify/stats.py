@@ -23,6 +23,11 @@ import pandas as pd
 
 CONFIDENCE = 0.95
 VALUES = ("best", "final")
+# The re-training trials' extra metrics, reported with their last epoch (``tuner.verify.trial``): the run's
+# test split (``trainer_core.train.summary.summary_test_metrics``) and, with --verify-data, that folder.
+TEST_PREFIX = "test/"
+VERIFY_DATA_PREFIX = "verify_data/"
+EXTRA_PREFIXES = (TEST_PREFIX, VERIFY_DATA_PREFIX)
 
 
 def _t_density(x: float, df: float) -> float:
@@ -78,14 +83,14 @@ def improvements(values: list[float], base: list[float], mode: str) -> list[floa
 
 
 def verification_table(runs: pd.DataFrame, plan: Any) -> pd.DataFrame:
-    """One row per config of ``plan`` (a ``tuner.verify.VerifyPlan``), best verified first.
+    """One row per config of ``plan`` (a ``tuner.verify.plan.VerifyPlan``), best verified first.
 
     ``runs``: a row per verification trial with columns ``finalist``, ``seed``, ``ok`` (finished, not
     diverged), ``best``, ``final``, ``best_epoch``, ``trial_id``, ``checkpoint`` and any extra metric
     columns (``test/...``, ``verify_data/...``), which become per-seed lists and means too.
     """
     seeds = list(plan.seeds)
-    extra_cols = sorted(c for c in runs.columns if c.startswith(("test/", "verify_data/")))
+    extra_cols = sorted(c for c in runs.columns if c.startswith(EXTRA_PREFIXES))
     by_key = {(str(r["finalist"]), int(r["seed"])): r for _, r in runs.iterrows()}
 
     def per_seed(label: str, col: str) -> list[float]:

@@ -18,8 +18,9 @@ from search_spaces.spec import space_from_dict
 from trainer_core.config import TrainConfig
 from trainer_core.config_load import config_from_dict
 from trainer_core.train import checkpoint as ckpt
-from tuner.trainable import run_trial
-from tuner.verify import VERIFY_DATA_PREFIX, summary_test_metrics
+from trainer_core.train.summary import summary_test_metrics
+from tuner.search.trainable import run_trial
+from tuner.verify.stats import TEST_PREFIX, VERIFY_DATA_PREFIX
 
 
 def verify_trial(
@@ -42,7 +43,7 @@ def verify_trial(
         return params_to_config(space_from_dict(space, "experiment space"), dict(params), base_cfg)
 
     def extras(run_dir: Path, summary: dict[str, Any]) -> dict[str, Any]:
-        out = summary_test_metrics(summary)
+        out = summary_test_metrics(summary, TEST_PREFIX)
         if data is not None:
             out.update(verify_data_metrics(run_dir / ckpt.BEST_NAME, data))
         return out

@@ -1,0 +1,7 @@
+"""The search: the Ray Tune experiment that samples and trains the trials; imports only ``tuner.experiment``.
+
+``sweep`` (Tuner + OptunaSearch + ASHA: run or resume a search), ``trainable`` (the trial function around the
+trainer), ``sampler`` (windowed TPE), ``pending`` (how many trials start at once), ``stop`` (SIGTERM/SIGINT save
+the state), ``progress`` (progress lines and the budget stopper). The verification's trials reuse the trainable,
+``stop`` and ``progress``.
+"""
