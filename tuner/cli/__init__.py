@@ -42,8 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     warnings.showwarning = show_warning
     args = build_parser().parse_args(argv)
-    if args.func.__module__ == "tuner.cli.sweep_cmds":  # the commands that read experiments (and import Ray)
-        register_old_module_paths()  # those written before the sub-packages pickled the old module paths
+    register_old_module_paths()  # experiments written before the sub-packages pickled the old module paths
     try:
         rc = args.func(args)
     except MotiontuneError as e:
