@@ -20,7 +20,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 MOCAP_DIR = REPO / "tests" / "data" / "mocap"  # six raw BVH clips shipped with the tests
-SHARED_MOCAP_DIR = REPO.parent / "shared" / "data" / "mocap"  # all 24, where the workspace has them
+SHARED_MOCAP_DIR = REPO.parent / "shared" / "data" / "mocap"  # all 165, where the workspace has them
 
 
 def isolate_env(root: Path) -> dict[str, str]:

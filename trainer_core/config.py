@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 from trainer_core.errors import ConfigError, did_you_mean, raise_all
-from trainer_core.split_spec import SplitSpec
+from trainer_core.split_spec import GroupSpec, SplitSpec
 
 # Loss terms by group, each weighted by its config key (see losses.py).
 LOSS_GROUPS: dict[str, tuple[str, ...]] = {
@@ -102,6 +102,7 @@ STRUCTURED: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
         lambda v: None if v is None else SplitSpec.parse(v, "test_split"),
         lambda s: None if s is None else s.to_json(),
     ),
+    "motion_groups": (GroupSpec.parse, lambda g: None if g is None else g.to_json()),
     "mirror": (_parse_mirror, lambda m: m),
     "mirror_pairs": (_parse_mirror_pairs, lambda ps: None if ps is None else [list(q) for q in ps]),
     "speed_scale_range": (_parse_speed_range, list),
@@ -147,6 +148,12 @@ class DataConfig:
     """Clips held out from training and selection, evaluated only at the end (same forms; None: none)."""
     cond_window_s: float = 0.5
     """The control signal is the mean root velocity and yaw rate over this many seconds after the target frame."""
+    motion_groups: GroupSpec | None = GroupSpec("speed")
+    """Groups the summary and ``eval`` report on their own beside all clips: ``"speed"`` (``in-place`` below
+    0.3 m/s mean root speed, else ``locomotion``), ``{"speed": M_PER_S}``, ``{"group": FIELD, "sets":
+    {NAME: [VALUE, ..]}}`` by a label of the clip names, or null. See ``GroupSpec``."""
+    inplace_share: float | None = None
+    """Share of each training batch's windows drawn from ``in-place`` clips; None: as many as the data holds."""
 
     def __post_init__(self) -> None:
         self._malformed = _parse_structured(self)
@@ -155,7 +162,9 @@ class DataConfig:
         p: list[str] = []
         _in_range(p, self, "val_fraction", 0.0, 1.0, "()")
         _in_range(p, self, "cond_window_s", 0.0, 5.0, "(]")
-        p += [self._malformed[k] for k in ("val_split", "test_split") if k in self._malformed]
+        p += [self._malformed[k] for k in ("val_split", "test_split", "motion_groups") if k in self._malformed]
+        if self.inplace_share is not None:
+            _in_range(p, self, "inplace_share", 0.0, 1.0, "[)")
         if self.test_split is not None and self.test_split.kind == "hash":
             p.append('`test_split` is "hash", but must name clips or groups (a hash split is for validation)')
         return p

@@ -105,3 +105,74 @@ class SplitSpec:
         if self.kind == "clips":
             return {"clips": list(self.clips)}
         return {"hash": True}
+
+
+SPEED_GROUPS = ("locomotion", "in-place")
+IN_PLACE = "in-place"
+DEFAULT_STILL_SPEED_MS = 0.3
+
+
+@dataclass(frozen=True)
+class GroupSpec:
+    """A parsed ``motion_groups``: how clips are grouped for reporting (and ``inplace_share``).
+
+    ``"speed"`` (or ``{"speed": V}``): a clip whose mean root speed is below V m/s (default 0.3) is
+    ``in-place``, the rest ``locomotion``; it reads the motion, so it works on clips named any way.
+    ``{"group": FIELD, "sets": {NAME: [VALUE, ..]}, "pattern": REGEX}``: by a label of the clip names
+    (clips whose value is in no set are ``other``). ``None``: no groups.
+    """
+
+    kind: str  # "speed" | "names"
+    still_speed_ms: float = DEFAULT_STILL_SPEED_MS
+    field: str | None = None
+    sets: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    pattern: str = DEFAULT_GROUP_PATTERN
+
+    @classmethod
+    def parse(cls, value: Any, key: str = "motion_groups") -> GroupSpec | None:
+        if value is None or isinstance(value, GroupSpec):
+            return value
+        form = (
+            f'`{key}` must be "speed", {{"speed": M_PER_S}}, {{"group": FIELD, "sets": {{NAME: [VALUE, ..]}}}} '
+            "or null"
+        )
+        if value == "speed":
+            return cls("speed")
+        if not isinstance(value, dict):
+            raise ConfigError(f"`{key}` is {value!r}, but {form[len(key) + 3 :]}")
+        if "speed" in value:
+            v = value["speed"]
+            if set(value) != {"speed"} or not (
+                isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 10
+            ):
+                raise ConfigError(f"`{key}.speed` is {v!r}, but must be a speed in (0, 10) m/s and stand alone; {form}")
+            return cls("speed", still_speed_ms=float(v))
+        unknown = set(value) - {"group", "sets", "pattern"}
+        if unknown:
+            raise ConfigError(f"`{key}` has unknown key(s) {', '.join(sorted(unknown))}; {form}")
+        field_, sets, pattern = value.get("group"), value.get("sets"), value.get("pattern", DEFAULT_GROUP_PATTERN)
+        if not isinstance(pattern, str):
+            raise ConfigError(f"`{key}.pattern` is {pattern!r}, but must be a regular expression string")
+        try:
+            rx = re.compile(pattern)
+        except re.error as e:
+            raise ConfigError(f"`{key}.pattern` {pattern!r} is not a valid regular expression ({e})") from None
+        if not isinstance(field_, str) or field_ not in rx.groupindex:
+            names = ", ".join(rx.groupindex) or "none"
+            raise ConfigError(f"`{key}.group` is {field_!r}, but must be a named group of the pattern: {names}")
+        if not (
+            isinstance(sets, dict)
+            and sets
+            and all(isinstance(n, str) and n for n in sets)
+            and all(isinstance(v, list) and v and all(isinstance(x, str) for x in v) for v in sets.values())
+        ):
+            raise ConfigError(f"`{key}.sets` is {sets!r}, but must map each group name to a non-empty list of values")
+        return cls("names", field=field_, sets=tuple((n, tuple(v)) for n, v in sets.items()), pattern=pattern)
+
+    def to_json(self) -> str | dict[str, Any]:
+        if self.kind == "speed":
+            return "speed" if self.still_speed_ms == DEFAULT_STILL_SPEED_MS else {"speed": self.still_speed_ms}
+        out: dict[str, Any] = {"group": self.field, "sets": {n: list(v) for n, v in self.sets}}
+        if self.pattern != DEFAULT_GROUP_PATTERN:
+            out["pattern"] = self.pattern
+        return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -76,8 +77,8 @@ def test_missing_dataset_folder_and_empty_folder(tmp_path):
 
 def test_profile_of_the_bundled_data_is_sane(bundled):
     prof = dataset_profile(bundled.clips)
-    assert prof["n_clips"] == 105 and prof["total_frames"] == 18184 and prof["fps"] == 30.0
-    assert 1.0 < prof["speed_mean"] < 2.0  # locomotion, m/s
+    assert prof["n_clips"] == 165 and prof["total_frames"] == 27829 and prof["fps"] == 30.0
+    assert 0.5 < prof["speed_mean"] < 1.0  # m/s: 105 locomotion clips at 1.1, 60 in place at 0.1
     assert 0 < prof["yaw_mean_deg"] < 45 and prof["complexity"] > 0
 
 
@@ -102,3 +103,42 @@ def test_compact_npz_keeps_rotations_within_a_hundredth_of_a_degree(tmp_path, bu
     assert np.abs(back.soft_contacts - clip.soft_contacts).max() < 1e-3
     assert np.array_equal(back.root_vel, clip.root_vel) and np.array_equal(back.root_yaw, clip.root_yaw)
     assert (tmp_path / "small.npz").stat().st_size < 0.5 * (tmp_path / "full.npz").stat().st_size
+
+
+def test_motion_groups_of_the_bundled_clips_follow_their_motion(bundled):
+    """Speed groups read the motion, not the names: every in-place content (bow, bye, byebye, guide) and
+    only those fall below 0.3 m/s; the names' own labels give the same sets."""
+    from trainer_core.data.groups import by_group, mean_root_speed, motion_groups
+    from trainer_core.split_spec import GroupSpec
+
+    groups = motion_groups(bundled.clips, GroupSpec.parse("speed"))
+    in_place = {"bow", "bye", "byebye", "guide"}
+    content = {c.name: c.name.split("_")[1] for c in bundled.clips}
+    assert {n for n, g in groups.items() if g == "in-place"} == {n for n, c in content.items() if c in in_place}
+    assert len(by_group(groups, list(groups))["in-place"]) == 60
+    speeds = {c.name: mean_root_speed(c) for c in bundled.clips}
+    assert max(speeds[n] for n in groups if groups[n] == "in-place") < 0.2
+    assert min(speeds[n] for n in groups if groups[n] == "locomotion") > 0.35
+    named = motion_groups(
+        bundled.clips, GroupSpec.parse({"group": "content", "sets": {"in-place": sorted(in_place), "walks": ["walk"]}})
+    )
+    assert {n for n, g in named.items() if g == "in-place"} == {n for n, g in groups.items() if g == "in-place"}
+    assert named["dataset-1_run_sad_001"] == "other" and named["dataset-1_walk_sad_001"] == "walks"
+    assert motion_groups(bundled.clips, None) == {}
+
+
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [
+        ({"speed": -1}, "`motion_groups.speed` is -1"),
+        ({"group": "nope", "sets": {"a": ["b"]}}, "`motion_groups.group` is 'nope'"),
+        ({"group": "content", "sets": {"a": []}}, "`motion_groups.sets`"),
+        ("fast", "`motion_groups` is 'fast'"),
+    ],
+)
+def test_malformed_motion_groups_name_the_key(value, fragment):
+    from trainer_core.config_load import config_from_dict
+    from trainer_core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=re.escape(fragment)):
+        config_from_dict({"motion_groups": value}, "cfg.json")

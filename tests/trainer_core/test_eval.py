@@ -84,6 +84,28 @@ def test_overall_numbers_are_the_step_weighted_mean_of_the_clips(run):
     assert len({round(c["model"]["GeoDeg"], 4) for c in clips}) == len(clips)
 
 
+def test_summary_and_eval_score_locomotion_and_in_place_clips_on_their_own(run):
+    """Held-out styles hold walking and standing clips: each motion group is scored alone, by the best
+    model, in summary.json and in ``eval``, and the groups' numbers are the parts of the pooled ones."""
+    groups = run["summary"]["groups"]["val"]
+    val = run["summary"]["data"]["val_clips"]
+    assert set(groups) == {"locomotion", "in-place"}
+    assert sorted(groups["locomotion"]["clips"] + groups["in-place"]["clips"]) == sorted(val)
+    assert all(n.split("_")[1] in ("bow", "bye", "byebye", "guide") for n in groups["in-place"]["clips"])
+    result = evaluate_checkpoint(run["out"] / "best_model.pt", run["val"])
+    for g, e in groups.items():
+        for k in ("GeoDeg", "FreeRun/GeoDeg"):
+            assert result["groups"][g]["model"][k] == pytest.approx(e["model"][k], rel=1e-5), (g, k)
+            base = result["groups"][g]["baselines"]["copy-last-frame"][k]
+            assert base == pytest.approx(e["baselines"]["copy-last-frame"][k], rel=1e-5), (g, k)
+    # standing is easier to copy than walking: the groups differ, and the pooled number lies between them
+    loco, still = (result["groups"][g]["baselines"]["copy-last-frame"]["GeoDeg"] for g in ("locomotion", "in-place"))
+    pooled = result["overall"]["baselines"]["copy-last-frame"]["GeoDeg"]
+    assert still < pooled < loco
+    steps = {g: result["groups"][g]["teacher_steps"] for g in groups}
+    assert sum(steps.values()) == result["overall"]["teacher_steps"]
+
+
 def _without_last_joint(skeleton: Skeleton) -> Skeleton:
     drop = skeleton.bones[-1]
     return Skeleton(

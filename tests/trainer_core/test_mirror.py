@@ -43,7 +43,7 @@ def _fitted(bundled, subset: str) -> tuple[Mirror, list[str]]:
     """The mirror fitted from the frames of one subset of the bundled clips, and the warnings it gave."""
     sk = bundled.skeleton
     clips = [c for c in bundled.clips if SUBSETS[subset](c.name)]
-    assert len(clips) == {"all": 105, "dash": 15}.get(subset, 1), subset
+    assert len(clips) == {"all": 165, "dash": 15}.get(subset, 1), subset
     Rg = forward_kinematics(_local_rotations(clips), torch.from_numpy(sk.offsets).double(), sk.parents)[0]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

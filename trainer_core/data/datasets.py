@@ -20,7 +20,7 @@ from trainer_core.data.skeleton import HIERARCHY_FILE, OFFSETS_FILE, Skeleton
 from trainer_core.errors import DataError
 from trainer_core.io_utils import atomic_write_json
 
-BUNDLED_NAME = "bandai_locomotion"
+BUNDLED_NAME = "bandai_motion"
 PROFILE_FILE = "profile.json"
 OFFSET_TOLERANCE_M = 0.01  # takes of one performer differ by well under this
 

@@ -27,6 +27,7 @@ from trainer_core.data.clip import Clip
 from trainer_core.data.datasets import Dataset, load_dataset
 from trainer_core.data.device_data import Split, build_split
 from trainer_core.data.features import Normalizer
+from trainer_core.data.groups import by_group, motion_groups
 from trainer_core.data.skeleton import HIERARCHY_FILE, first_bone_mismatch
 from trainer_core.device import resolve_device
 from trainer_core.errors import ConfigError, DataError
@@ -123,7 +124,9 @@ def evaluate_checkpoint(
 
     Returns:
         A JSON-ready dict: ``checkpoint``, ``epoch``, ``horizon``, ``device``,
-        ``data`` (folder, fingerprint, clip and frame counts), ``overall`` and
+        ``data`` (folder, fingerprint, clip and frame counts), ``overall``,
+        ``groups`` (motion group of the config's ``motion_groups``, e.g. ``locomotion`` and
+        ``in-place`` -> the same entry for its clips alone, with ``clips`` their names) and
         ``clips`` (clip name -> the same entry for that clip alone). An entry
         holds ``frames``, ``teacher_steps`` and ``freerun_windows`` (the counted
         teacher steps and free-run windows; each window counts ``horizon``
@@ -162,6 +165,16 @@ def evaluate_checkpoint(
             f"{longest} frames); pass a smaller --horizon or add longer clips"
         )
     overall = _scored(model, norm, cfg, dataset, split, horizon, dev)
+    groups: dict[str, Any] = {}
+    members = by_group(motion_groups(dataset.clips, cfg.data.motion_groups), [c.name for c in dataset.clips])
+    for group, names in members.items():
+        try:
+            group_split = build_split([c for c in dataset.clips if c.name in set(names)], dataset.skeleton, norm,
+                                      cfg.optim.seq_len, cfg.data.cond_window_s, dev)  # fmt: skip
+        except DataError as e:
+            groups[group] = {"clips": names, "skipped": str(e)}
+            continue
+        groups[group] = {"clips": names, **_scored(model, norm, cfg, dataset, group_split, horizon, dev)}
     clips: dict[str, Any] = {}
     for clip in dataset.clips:
         try:
@@ -182,6 +195,7 @@ def evaluate_checkpoint(
             "frames": split.n_frames,
         },
         "overall": overall,
+        "groups": groups,
         "clips": clips,
     }
     if long_s is not None:
@@ -191,6 +205,16 @@ def evaluate_checkpoint(
 
 def _fmt(v: float | None, width: int, digits: int = 3) -> str:
     return f"{'-':>{width}}" if v is None else f"{v:>{width}.{digits}f}"
+
+
+def _geo_row(head: str, e: dict[str, Any], keys: tuple[str, ...], baseline: str) -> str:
+    """``head``, then per key the model's value, the baseline's and their ratio (or "skipped")."""
+    if "skipped" in e:
+        return f"{head}   skipped: too short"
+    for k in keys:
+        head += _fmt(e["model"][k], len(k) + 3) + _fmt(e["baselines"][baseline][k], len(baseline) + 3)
+        head += _fmt(e["ratio"][baseline][k], 7, 2)
+    return head
 
 
 def format_table(result: dict[str, Any], baseline: str = PRIMARY_BASELINE) -> str:
@@ -210,18 +234,16 @@ def format_table(result: dict[str, Any], baseline: str = PRIMARY_BASELINE) -> st
             row += f"{_fmt(ov['baselines'][n].get(k), len(n) + 3)}{_fmt(ov['ratio'][n].get(k), 7, 2)}"
         lines.append(row)
     keys = ("GeoDeg", f"{FREERUN_PREFIX}GeoDeg")
+    if result.get("groups"):
+        lines += ["", f"{'group':<24}{'clips':>7}" + "".join(f"{k:>{len(k) + 3}}{baseline:>{len(baseline) + 3}}"
+                                                           f"{'ratio':>7}" for k in keys)]  # fmt: skip
+        for name, e in result["groups"].items():
+            lines.append(_geo_row(f"{name:<24}{len(e['clips']):>7}", e, keys, baseline))
     name_w = max([len("clip"), *(len(n) for n in result["clips"])]) + 2
     lines += ["", f"{'clip':<{name_w}}{'frames':>7}" + "".join(f"{k:>{len(k) + 3}}{baseline:>{len(baseline) + 3}}"
                                                               f"{'ratio':>7}" for k in keys)]  # fmt: skip
     for name, e in result["clips"].items():
-        row = f"{name:<{name_w}}{e['frames']:>7}"
-        if "skipped" in e:
-            lines.append(f"{row}   skipped: too short")
-            continue
-        for k in keys:
-            row += _fmt(e["model"][k], len(k) + 3) + _fmt(e["baselines"][baseline][k], len(baseline) + 3)
-            row += _fmt(e["ratio"][baseline][k], 7, 2)
-        lines.append(row)
+        lines.append(_geo_row(f"{name:<{name_w}}{e['frames']:>7}", e, keys, baseline))
     if "long" in result:
         lines += ["", format_long(result["long"])]
     return "\n".join(lines)

@@ -28,7 +28,14 @@ from trainer_core.train.metrics import baselines, evaluate, metric_names
 from trainer_core.train.metrics_io import FREERUN_PREFIX, MetricsWriter
 from trainer_core.train.schedules import EpochPlan, plan_epoch, tf_ratio
 from trainer_core.train.setup import Setup, setup
-from trainer_core.train.summary import SUMMARY_FILE, test_metrics, write_summary
+from trainer_core.train.summary import (
+    SUMMARY_FILE,
+    best_model,
+    format_groups,
+    group_metrics,
+    test_metrics,
+    write_summary,
+)
 
 NORM_FILE = "norm_template.json"
 CONFIG_FILE = "config.json"
@@ -288,6 +295,15 @@ def fit(
     summary = write_summary(
         out, s, last_metrics, base, history, best, best_epoch, "finished", time.perf_counter() - t_run
     )
+    if cfg.data.motion_groups is not None and best_epoch is not None:
+        best_m, _ = best_model(s, out)
+        summary["groups"] = {"val": group_metrics(s, best_m, s.val.names)}
+        if s.test is not None:
+            summary["groups"]["test"] = group_metrics(s, best_m, s.test.names)
+        summary["groups"] = json_safe(summary["groups"])
+        atomic_write_json(out / SUMMARY_FILE, summary)
+        for line in format_groups(summary["groups"]["val"], "val"):
+            log(line)
     if s.test is not None:
         summary["test"] = json_safe(test_metrics(s, out))
         atomic_write_json(out / SUMMARY_FILE, summary)

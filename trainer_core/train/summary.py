@@ -10,7 +10,11 @@ import math
 from pathlib import Path
 from typing import Any
 
+from trainer_core.data.device_data import build_split
+from trainer_core.data.groups import by_group, motion_groups
+from trainer_core.errors import DataError
 from trainer_core.io_utils import atomic_write_json, json_safe
+from trainer_core.model.model import MotionModel
 from trainer_core.train import checkpoint as ckpt
 from trainer_core.train.build import build_model
 from trainer_core.train.metrics import baselines, evaluate
@@ -26,16 +30,59 @@ def test_metrics(s: Setup, out: Path) -> dict[str, Any]:
     so this is the number to report.
     """
     assert s.test is not None
-    state = ckpt.load(out / ckpt.BEST_NAME)
-    model = build_model(s.model.arch, s.norm, s.device)
-    model.load_state_dict(state["model_state_dict"])
+    model, epoch = best_model(s, out)
     horizon = s.cfg.freerun.eval_freerun_horizon
     return {
-        "epoch": state["epoch"],
+        "epoch": epoch,
         "clips": s.test.names,
         "model": evaluate(model, s.rt, s.kin, s.test, horizon),
         "baselines": baselines(s.test, s.kin, horizon),
     }
+
+
+def best_model(s: Setup, out: Path) -> tuple[MotionModel, int]:
+    """The run's ``best_model.pt`` as a model on the run's device, and its epoch."""
+    state = ckpt.load(out / ckpt.BEST_NAME)
+    model = build_model(s.model.arch, s.norm, s.device)
+    model.load_state_dict(state["model_state_dict"])
+    return model, int(state["epoch"])
+
+
+def group_metrics(s: Setup, model: MotionModel, names: list[str]) -> dict[str, Any]:
+    """Per motion group (``motion_groups``) of the clips ``names``: the clips, ``model``'s metrics and
+    copy-last-frame's on them alone. A group with no clip long enough for a counted step holds ``skipped``.
+
+    A model that walks well and cannot stand still shows here, where all clips pooled hide it."""
+    clips = {c.name: c for c in s.dataset.clips}
+    groups = by_group(motion_groups([clips[n] for n in names], s.cfg.data.motion_groups), names)
+    horizon = s.cfg.freerun.eval_freerun_horizon
+    out: dict[str, Any] = {}
+    for group, members in groups.items():
+        try:
+            split = build_split([clips[n] for n in members], s.dataset.skeleton, s.norm, s.cfg.optim.seq_len,
+                                s.cfg.data.cond_window_s, s.device)  # fmt: skip
+        except DataError as e:
+            out[group] = {"clips": members, "skipped": str(e)}
+            continue
+        base = baselines(split, s.kin, horizon)["copy-last-frame"]
+        out[group] = {"clips": members, "model": evaluate(model, s.rt, s.kin, split, horizon),
+                      "baselines": {"copy-last-frame": base}}  # fmt: skip
+    return out
+
+
+def format_groups(groups: dict[str, Any], split_name: str) -> list[str]:
+    """One line per group: the model's teacher and free-run ``GeoDeg`` beside copy-last-frame's."""
+    lines = []
+    for g, e in groups.items():
+        if "skipped" in e:
+            lines.append(f"{split_name} {g} ({len(e['clips'])} clips): skipped, {e['skipped']}")
+            continue
+        m, b = e["model"], e["baselines"]["copy-last-frame"]
+        lines.append(
+            f"{split_name} {g} ({len(e['clips'])} clips, best model): GeoDeg {m['GeoDeg']:.3f} "
+            f"FreeRun/GeoDeg {m['FreeRun/GeoDeg']:.3f} | copy-last {b['GeoDeg']:.3f} / {b['FreeRun/GeoDeg']:.3f}"
+        )
+    return lines
 
 
 def _beats(final: dict[str, Any], base: dict[str, float], keys: tuple[str, ...]) -> dict[str, bool]:

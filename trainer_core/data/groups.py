@@ -1,0 +1,51 @@
+"""Motion groups of clips (``motion_groups``): locomotion and in place, or sets of a name label.
+
+Reports score each group on its own as well as all clips together, so a model
+that walks well and cannot stand still shows; ``inplace_share`` draws a set
+share of each training batch from the ``in-place`` group.
+
+The default groups by the motion itself (mean root speed), not by the names,
+so clips from any source and naming are grouped the same way.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from trainer_core.data.clip import Clip
+from trainer_core.split_spec import IN_PLACE, GroupSpec
+
+OTHER = "other"
+
+
+def mean_root_speed(clip: Clip) -> float:
+    """The clip's mean ground speed of the root, m/s."""
+    return float(np.linalg.norm(np.asarray(clip.root_vel, dtype=np.float64), axis=-1).mean()) if clip.n_frames else 0.0
+
+
+def motion_groups(clips: list[Clip], spec: GroupSpec | None) -> dict[str, str]:
+    """Clip name -> its group (``{}`` without a spec). Speed: ``in-place`` below ``still_speed_ms``, else
+    ``locomotion``; names: the set holding the clip's label, ``other`` for none."""
+    if spec is None:
+        return {}
+    if spec.kind == "speed":
+        return {c.name: (IN_PLACE if mean_root_speed(c) < spec.still_speed_ms else "locomotion") for c in clips}
+    rx = re.compile(spec.pattern)
+    value_to_set = {v: name for name, values in spec.sets for v in values}
+    out = {}
+    for c in clips:
+        m = rx.search(c.name)
+        label = m.group(spec.field) if m else None
+        out[c.name] = value_to_set.get(label, OTHER) if label is not None else OTHER
+    return out
+
+
+def by_group(groups: dict[str, str], names: list[str]) -> dict[str, list[str]]:
+    """Group -> the names (in the order given) of its clips, for the groups that hold any of ``names``."""
+    out: dict[str, list[str]] = {}
+    for n in names:
+        if n in groups:
+            out.setdefault(groups[n], []).append(n)
+    return dict(sorted(out.items()))
