@@ -118,8 +118,8 @@ def test_pretrain_with_a_config_trains_only_on_its_training_clips(hash_encoder, 
     assert state["arch"]["hidden_dim"] == 32 and state["arch"]["num_layers"] == 1  # the config's model
     assert state["data_fingerprint"] == bundled.fingerprint
     trained = set(state["train_clips"])
-    # 105 clips: test_split holds out the 7 "normal" ones, the hash split 20 of the other 98 (ceil(0.2 x 98))
-    assert len(trained) == 78 and len(state["val_clips"]) == 20
+    # 165 clips: test_split holds out the 11 "normal" ones, the hash split 31 of the other 154 (ceil(0.2 x 154))
+    assert len(trained) == 123 and len(state["val_clips"]) == 31
     assert not any("_normal_" in n for n in trained) and not trained & set(state["val_clips"])
     assert trained | set(state["val_clips"]) == {c.name for c in bundled.clips if "_normal_" not in c.name}
     pairs = sum(c.n_frames - 1 for c in bundled.clips if c.name in trained)
@@ -131,15 +131,15 @@ def test_pretrain_with_a_config_trains_only_on_its_training_clips(hash_encoder, 
 @pytest.mark.parametrize(
     ("sets", "fragments"),
     [
-        (['val_split="hash"'], ["18 of the run's 21 validation clips", "dataset-1_dash_masculinity_001"]),
+        (['val_split="hash"'], ["27 of the run's 33 validation clips", "dataset-1_bow_chimpira_001"]),
         (['val_split={"group": "style", "values": ["normal", "happy"]}'],
-         ["14 of the run's 14 validation clips", "dataset-1_dash_happy_001"]),
-        ([NORMAL_TEST], ["7 of the run's 7 test clips", "dataset-1_dash_normal_001"]),
+         ["22 of the run's 22 validation clips", "dataset-1_bow_happy_001"]),
+        ([NORMAL_TEST], ["11 of the run's 11 test clips", "dataset-1_bow_normal_001"]),
     ],
     ids=["hash", "style", "test_split"],
 )  # fmt: skip
 def test_encoder_that_trained_on_the_runs_eval_clips_is_refused(encoder, tmp_path, sets, fragments):
-    """The packaged split's encoder trained on 84 clips (styles childish, giant, proud held out)."""
+    """The packaged split's encoder trained on 132 clips (styles childish, giant, proud held out)."""
     path, _ = encoder
     extra = [x for s in sets for x in ("--set", s)]
     proc, out = _train_tiny(tmp_path, "--encoder", str(path), *extra)
