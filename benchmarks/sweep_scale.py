@@ -118,7 +118,7 @@ def run(args: argparse.Namespace, root: Path) -> None:
     from tuner.experiment.results import collect_results, write_results
     from tuner.pipeline import SweepOptions, prepare
     from tuner.search.pending import pending_trials
-    from tuner.search.sweep import _run_config, _searcher, init_ray, tune_config
+    from tuner.search.sweep import init_ray, run_config, searcher, tune_config
 
     for attempt in range(3):  # on a loaded machine Ray's raylet can give up waiting for its dashboard agent
         try:
@@ -136,14 +136,14 @@ def run(args: argparse.Namespace, root: Path) -> None:
                         cpus_per_trial=args.cpus_per_trial,
                         storage=str(root), name="scale", grace_period=1, verify=False, status_every=30)  # fmt: skip
     meta = prepare(opts)  # the base config as it is, so it is a point of the space: TPE's warm start
-    meta.extra["epochs"] = args.epochs  # ASHA's max_t: the sleeping trainable's epochs
+    meta.epochs = args.epochs  # ASHA's max_t: the sleeping trainable's epochs
     meta.save()
     fn = tune.with_parameters(sleep_trial, epochs=args.epochs, sleep=args.sleep, metric=meta.metric)
     base = None if args.no_baseline else ray_tune_alone(args, root, meta, fn, slots)
-    searcher = _searcher(meta, space_from_dict(meta.space, "space"))
-    timed(getattr(searcher, "searcher", searcher))  # the OptunaSearch inside the ConcurrencyLimiter
-    tuner = tune.Tuner(tune.with_resources(fn, dict(meta.resources)), tune_config=tune_config(meta, searcher),
-                       run_config=_run_config(meta))  # fmt: skip
+    search_alg = searcher(meta, space_from_dict(meta.space, "space"))
+    timed(getattr(search_alg, "searcher", search_alg))  # the OptunaSearch inside the ConcurrencyLimiter
+    tuner = tune.Tuner(tune.with_resources(fn, dict(meta.resources)), tune_config=tune_config(meta, search_alg),
+                       run_config=run_config(meta))  # fmt: skip
     with open(root / "progress.log", "w") as log, contextlib.redirect_stdout(log):
         with pending_trials(meta.resources, meta.max_concurrent) as pending:  # as `motiontune sweep` runs it
             t0 = time.perf_counter()
@@ -210,7 +210,7 @@ def ray_tune_alone(args: argparse.Namespace, root: Path, meta: Any, fn: Any, slo
     (random search, Tune's default callbacks and experiment-state period, no checkpoint or failure config)."""
     from ray import tune
 
-    from tuner.search.sweep import _scheduler
+    from tuner.search.sweep import scheduler
 
     period = os.environ.pop("TUNE_GLOBAL_CHECKPOINT_S", None)  # Tune's own ("auto"), read when fit starts
     try:
@@ -220,7 +220,7 @@ def ray_tune_alone(args: argparse.Namespace, root: Path, meta: Any, fn: Any, slo
             tune_config=tune.TuneConfig(
                 metric=meta.metric,
                 mode=meta.mode,
-                scheduler=_scheduler(meta),
+                scheduler=scheduler(meta),
                 num_samples=args.trials,
                 reuse_actors=True,
                 max_concurrent_trials=args.max_concurrent,

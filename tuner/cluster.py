@@ -32,6 +32,7 @@ from pathlib import Path
 
 from trainer_core.errors import MotiontuneError
 from trainer_core.io_utils import atomic_write_json
+from tuner.experiment.lock import process_alive
 from tuner.search.stop import JOB_STOP_WAIT_S
 
 STATE_FILE = "cluster.json"
@@ -262,7 +263,7 @@ class LocalCluster:
         for node in reversed(self.nodes):
             _kill_group(node.pid, signal.SIGTERM)
         deadline = time.time() + 15
-        while time.time() < deadline and any(_alive(n.pid) for n in self.nodes):
+        while time.time() < deadline and any(process_alive(socket.gethostname(), n.pid) for n in self.nodes):
             time.sleep(0.2)
         for node in self.nodes:
             _kill_group(node.pid, signal.SIGKILL)
@@ -298,16 +299,6 @@ class LocalCluster:
         cluster.dashboard_url = state.get("dashboard_url", "")
         cluster.nodes = [Node(**n) for n in state["nodes"]]
         return cluster
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
 
 
 def _kill_group(pgid: int, sig: int) -> None:

@@ -22,11 +22,11 @@ from search_spaces.spec import SearchSpace, load_space, space_from_dict
 from trainer_core.config import TrainConfig
 from trainer_core.config_load import load_config, smoke_config
 from trainer_core.data.datasets import load_dataset
-from trainer_core.errors import ConfigError
+from trainer_core.errors import ConfigError, raise_all
 from trainer_core.train.metrics import metric_names
 from tuner.experiment.files import ExperimentError, join, read_bytes, resolve_storage
 from tuner.experiment.lock import experiment_lock
-from tuner.experiment.meta import TRIALS_FILE, ExperimentMeta, check_metric
+from tuner.experiment.meta import TRIALS_FILE, ExperimentMeta, VerifySettings, check_metric
 from tuner.experiment.storage import check_storage
 from tuner.search.sweep import SCHEDULERS, SEARCHERS, default_grace_period, init_ray, resume_search, run_search
 from tuner.verify.plan import VerifyPlan, check_counts, check_verify_data, make_plan, run_verification
@@ -97,8 +97,7 @@ def validate_options(o: SweepOptions) -> None:
         problems.append(f"--status-every is {o.status_every:g}, but must be > 0 seconds")
     if o.reduction_factor < 2:
         problems.append(f"--reduction-factor is {o.reduction_factor}, but must be >= 2")
-    if problems:
-        raise ConfigError("; ".join(problems))
+    raise_all(problems, ConfigError)
     check_counts(o.verify_top, o.verify_seeds, "--verify-top", "--verify-seeds")
 
 
@@ -108,13 +107,13 @@ def verify_counts(top: int | None, seeds: int | None, smoke_test: bool) -> tuple
     return (top if top is not None else default_top), (seeds if seeds is not None else default_seeds)
 
 
-def verify_settings(o: SweepOptions, base: TrainConfig) -> dict[str, Any] | None:
+def verify_settings(o: SweepOptions, base: TrainConfig) -> VerifySettings | None:
     """What the verification after the search will do, or None with ``--no-verify``."""
     if not o.verify:
         return None
     top, seeds = verify_counts(o.verify_top, o.verify_seeds, o.smoke_test)
     data = check_verify_data(o.verify_data, base.data.data) if o.verify_data else None
-    return {"top": top, "seeds": seeds, "data": data}
+    return VerifySettings(top, seeds, data)
 
 
 def prepare(o: SweepOptions) -> ExperimentMeta:
@@ -153,15 +152,13 @@ def prepare(o: SweepOptions) -> ExperimentMeta:
         data_fingerprint=dataset.fingerprint,
         warm_start=warm,
         optuna_storage=o.optuna_storage,
-        extra={
-            "epochs": base.optim.epochs,
-            "grace_period": o.grace_period or default_grace_period(base),
-            "reduction_factor": 2 if o.smoke_test else o.reduction_factor,
-            "smoke_test": o.smoke_test,
-            "budget": o.budget,
-            "verify": verify,
-            "status_every": o.status_every,
-        },
+        epochs=base.optim.epochs,
+        grace_period=o.grace_period or default_grace_period(base),
+        reduction_factor=2 if o.smoke_test else o.reduction_factor,
+        smoke_test=o.smoke_test,
+        budget=o.budget,
+        verify=verify,
+        status_every=o.status_every,
     )
 
 
@@ -189,7 +186,7 @@ def resume(experiment_dir: str, address: str | None = None, shared_storage: bool
     check_status_every(status_every)
     meta = ExperimentMeta.load(experiment_dir)
     if status_every is not None:
-        meta.extra["status_every"] = status_every
+        meta.status_every = status_every
     with experiment_lock(meta.path, "resume"):
         return verify_after_search(meta, resume_search(meta, experiment_dir, address, shared_storage))
 
@@ -202,10 +199,10 @@ def check_status_every(status_every: float | None) -> None:
 def verify_after_search(meta: ExperimentMeta, summary: dict[str, Any]) -> dict[str, Any]:
     """Run or continue the experiment's verification, if it asked for one; adds it to ``summary``."""
     plan = VerifyPlan.load(meta)
-    settings = meta.extra.get("verify")
+    settings = meta.verify
     if plan is None and settings:
         try:
-            plan = make_plan(meta, int(settings["top"]), int(settings["seeds"]), settings.get("data"))
+            plan = make_plan(meta, settings.top, settings.seeds, settings.data)
         except ExperimentError as e:  # the search found nothing to verify: say so, the sweep itself went fine
             warnings.warn(f"no verification: {e}", stacklevel=2)
     if plan is not None:
@@ -223,7 +220,7 @@ def verify_experiment(experiment_dir: str, top: int | None = None, seeds: int | 
     check_status_every(status_every)
     meta = ExperimentMeta.load(experiment_dir)
     if status_every is not None:
-        meta.extra["status_every"] = status_every
+        meta.status_every = status_every
     with experiment_lock(meta.path, "verify"):
         return _verify_locked(meta, experiment_dir, top, seeds, data, address, shared_storage)
 
@@ -247,7 +244,7 @@ def _verify_locked(meta: ExperimentMeta, experiment_dir: str, top: int | None, s
             f"`motiontune resume {experiment_dir}` first"
         )
     else:
-        top, seeds = verify_counts(top, seeds, bool(meta.extra.get("smoke_test")))
+        top, seeds = verify_counts(top, seeds, meta.smoke_test)
         data = check_verify_data(data, meta.base().data.data) if data else None
         plan = make_plan(meta, top, seeds, data)
     check_storage(meta.storage, init_ray(address), shared_storage)

@@ -55,8 +55,9 @@ def test_the_sweep_prints_a_progress_line_within_the_interval_and_on_each_trial_
     events = [i for i, ln in enumerate(out) if re.match(r"^\[\s*[\d.]+s\] trial\s+\d+/8 ", ln)]
     assert len(events) == 8
     for k, i in enumerate(events, start=1):
-        after = LINE.match(out[i + 1])
-        assert after, out[i + 1]
+        # the next progress line (Tune may print a blank line of its own at the end of the run first)
+        after = next((m for m in map(LINE.match, out[i + 1 : i + 3]) if m), None)
+        assert after, out[i + 1 : i + 3]
         assert int(after["done"]) + int(after["stopped"]) >= k
 
     last = lines[-1]
@@ -154,3 +155,32 @@ def test_a_terminal_gets_one_updating_line_and_the_counts_follow_the_trials(tmp_
     assert saved["finished"] and saved["line"] == parts[3].rstrip("\n")
     # Still possible: t5's 3 epochs and one trial not yet started (4), within what is left of the budget.
     assert saved["possible"] == 7
+
+
+def test_a_restored_progress_takes_this_drivers_settings_when_tune_sets_it_up(tmp_path):
+    """`Tuner.restore` brings back the first driver's Progress (pickled); `fresh_callbacks` hands this driver's over
+    through Tune's `setup` hook. A Progress that was not restored keeps its own settings."""
+    import pickle
+
+    from tuner.experiment.status import Snapshot
+    from tuner.search.progress import Progress, fresh_callbacks
+
+    def progress(every: float, stream: io.StringIO, experiment: str) -> Progress:
+        return Progress(Snapshot("search", total=6, metric="FreeRun/GeoDeg", mode="min", max_epochs=4, budget=None),
+                        status_every=every, experiment=experiment, stream=stream)  # fmt: skip
+
+    restored = pickle.loads(pickle.dumps(progress(30, io.StringIO(), "/moved/away")))
+    here, stream = str(tmp_path), io.StringIO()
+    fresh_callbacks(None, [progress(5, stream, here)])
+    restored.setup(stop=None, num_samples=6, total_num_samples=6)
+    assert (restored.every, restored.experiment, restored.stream) == (5, here, stream)
+    restored.on_step_end(iteration=1, trials=[_trial("t1", "RUNNING", 1, 7.0)])
+    assert LINE.match(stream.getvalue().rstrip("\n"))
+
+    new = progress(30, io.StringIO(), "/first")
+    fresh_callbacks(None, [progress(5, io.StringIO(), here)])
+    new.setup(stop=None, num_samples=6, total_num_samples=6)
+    assert (new.every, new.experiment) == (30, "/first")  # a new run's Progress is this driver's already
+    again = pickle.loads(pickle.dumps(progress(30, io.StringIO(), "/moved/away")))
+    again.setup()  # the hand-over was used up by the new run's setup: nothing left to take
+    assert (again.every, again.experiment) == (30, "/moved/away")

@@ -47,3 +47,27 @@ def test_a_windowed_tpe_suggests_from_a_large_study():
         trial = study.ask(DIST)
         assert 1e-5 <= trial.params["lr"] <= 1e-2 and 0.0 <= trial.params["x"] <= 1.0
         study.tell(trial, 1.0)
+
+
+def test_tpe_models_the_window_and_not_the_whole_study():
+    """Guards pyproject.toml's cap on optuna: Optuna's TPE reads the trials it models through the private
+    ``Study._get_trials``, which ``_StudyWindow`` answers; no public hook gives TPE a subset of the study. So the
+    windowed TPE on a large study must suggest what Optuna's TPE suggests on a study of the window's trials alone."""
+
+    def suggest(study: optuna.Study, sampler: optuna.samplers.BaseSampler) -> dict:
+        study.sampler = sampler
+        return study.ask(DIST).params
+
+    def tpe(cls: type = optuna.samplers.TPESampler, **kwargs: int) -> optuna.samplers.BaseSampler:
+        return cls(seed=0, multivariate=True, group=True, n_startup_trials=10, **kwargs)
+
+    study = _study(600)
+    keep = set(range(400, 600)) | set(range(75, 125))  # the window (test above)
+    alone = optuna.create_study()
+    alone.add_trials([t for t in study.get_trials() if t.number in keep])
+    windowed = suggest(study, tpe(WindowedTPESampler, recent=200, best=50))
+    assert suggest(alone, tpe()) == windowed, (
+        f"the windowed TPE did not model the window alone: this Optuna ({optuna.__version__}) no longer reads its "
+        "trials through Study._get_trials; tuner/search/sampler.py needs another way to window the study"
+    )
+    assert suggest(_study(600), tpe()) != windowed  # the whole study suggests otherwise: the check can fail

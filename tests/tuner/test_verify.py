@@ -31,11 +31,21 @@ def verified_sweep(tmp_path_factory):
     return exp, pd.read_parquet(exp / "trials.parquet"), pd.read_parquet(exp / "verification.parquet"), proc.stdout
 
 
-def test_t_quantile_matches_scipy():
-    from tuner.verify.stats import t_quantile
+def test_t_quantile_and_interval_match_the_textbook_table():
+    """``t_quantile`` is SciPy's, so it is checked against the printed table (two-sided 95 %: t(0.975, df)), and
+    ``t_interval`` against an interval worked by hand."""
+    from tuner.verify.stats import t_interval, t_quantile
 
-    for df in (1, 2, 3, 7, 30):
-        assert t_quantile(0.975, df) == pytest.approx(stats.t.ppf(0.975, df), rel=1e-6)
+    table = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 7: 2.365, 30: 2.042}
+    for df, t in table.items():
+        assert t_quantile(0.975, df) == pytest.approx(t, abs=5e-4)
+    assert t_quantile(0.95, 10) == pytest.approx(1.812, abs=5e-4)  # one-sided 95 %
+    for p, df in ((0.5, 3), (1.0, 3), (0.975, 0)):
+        with pytest.raises(ValueError):
+            t_quantile(p, df)
+    # 1, 2, 3, 4, 5: mean 3, sd sqrt(2.5), n 5 -> half-width 2.776 * 1.5811 / 2.2361 = 1.963
+    mean, lo, hi = t_interval([1.0, 2.0, 3.0, 4.0, 5.0, math.nan])  # NaN: a missing seed, left out
+    assert mean == 3.0 and (lo, hi) == pytest.approx((3.0 - 1.963, 3.0 + 1.963), abs=1e-3)
 
 
 @pytest.mark.slow

@@ -34,19 +34,10 @@ def _print_sweep_summary(summary: dict[str, Any]) -> None:
 
 
 def _print_verification(table: Any, experiment: str) -> None:
-    """The verified ranking: mean ± sd over the fresh seeds, the search-time value, the paired gain over the base."""
-    seeds = len(table["seeds"].iloc[0]) if len(table) else 0
-    print(f"verified on {seeds} fresh seeds (best epoch of each run; improvement = paired gain over the base, "
-          "95% t interval):")  # fmt: skip
-    for _, r in table.iterrows():
-        name = "base config" if r["is_base"] else f"trial {r['label']}"
-        search = f"search {r['search_value']:.4f}" if r["search_value"] == r["search_value"] else "search -"
-        gain = "" if r["is_base"] else (
-            f"  improvement {r['best_improvement_mean']:+.4f} [{r['best_improvement_lo']:+.4f}, "
-            f"{r['best_improvement_hi']:+.4f}]" + (" excludes 0" if r["best_excludes_zero"] else "")
-        )  # fmt: skip
-        short = f"  ({r['n_ok']}/{seeds} seeds finished)" if r["n_ok"] < seeds else ""
-        print(f"  {r['rank']}. {name:<18} {r['best_mean']:.4f} ± {r['best_sd']:.4f}  ({search}){gain}{short}")
+    """The verified ranking (the report's formatter, so both print the same table), then how to export it."""
+    from tuner.report.sweep_report import verification_table
+
+    print(verification_table(table))
     print(f"export the verified winner: motiontune export {experiment} --out best.json")
 
 

@@ -44,17 +44,30 @@ def _holder() -> dict[str, Any]:
             "heartbeat": time.time()}  # fmt: skip
 
 
+def process_alive(host: str, pid: int | str, pid_start: str = "") -> bool | None:
+    """Whether process ``pid`` on ``host`` still runs; None when ``host`` is another machine (nothing to ask).
+
+    The one check behind the lock and ``motiontune status``. A pid that exists but belongs to another user
+    counts as alive; with ``pid_start`` (``_start_time`` when it was recorded), a reused pid does not. ``pid``
+    is read as an int only on this host: another host's record is never parsed.
+    """
+    if host != socket.gethostname():
+        return None
+    pid = int(pid)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return not pid_start or _start_time(pid) in ("", pid_start)
+
+
 def holder_alive(info: dict[str, Any], now: float | None = None) -> bool:
     """Whether the process named in a lock still holds it."""
-    if info.get("host") == socket.gethostname():
-        pid = int(info.get("pid", 0))
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            pass
-        return not info.get("pid_start") or _start_time(pid) in ("", info["pid_start"])
+    alive = process_alive(info.get("host", ""), info.get("pid", 0), info.get("pid_start") or "")
+    if alive is not None:
+        return alive
     now = time.time() if now is None else now
     return now - float(info.get("heartbeat", 0)) < STALE_AFTER_S
 

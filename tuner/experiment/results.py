@@ -81,7 +81,7 @@ def collect_results(meta: ExperimentMeta) -> tuple[pd.DataFrame, pd.DataFrame]:
     analysis = _analysis(meta)
     frames = analysis.trial_dataframes
     metric, better_min = meta.metric, meta.mode == "min"
-    max_epochs = int(meta.extra.get("epochs", 0))
+    max_epochs = meta.epochs
     rows, histories = [], []
     for trial in sorted(analysis.trials, key=_order):
         df = frames.get(trial.trial_id, pd.DataFrame())

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from tuner.experiment.files import ExperimentError, join, read_bytes, write_bytes
+from tuner.experiment.lock import process_alive
 from tuner.experiment.meta import ExperimentMeta
 
 PROGRESS_FILE = "progress.json"
@@ -92,26 +93,13 @@ def _read(path: str) -> dict[str, Any]:
     return state if isinstance(state, dict) else {}
 
 
-def _alive(host: str, pid: int) -> bool | None:
-    """Whether the process that wrote a status still runs; None when it ran on another host."""
-    if host != socket.gethostname():
-        return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def freshness(entry: dict[str, Any], now: float | None = None) -> str:
     """How current a persisted status is, in words."""
     now = time.time() if now is None else now
     age = clock(now - float(entry.get("updated", now)))
     if entry.get("finished"):
         return f"({entry['phase']} finished {age} ago)"
-    alive = _alive(str(entry.get("host", "")), int(entry.get("pid", 0)))
+    alive = process_alive(str(entry.get("host", "")), int(entry.get("pid", 0)))  # None: written on another host
     who = f"pid {entry.get('pid')} on {entry.get('host')}"
     if alive is False:
         return (f"(as of {age} ago; its driver, {who}, is gone: `motiontune resume` continues it)")  # fmt: skip
@@ -123,8 +111,8 @@ def snapshot_from_results(meta: ExperimentMeta) -> Snapshot:
     from tuner.experiment.results import collect_results
 
     trials, history = collect_results(meta)
-    max_epochs = int(meta.extra.get("epochs", 0))
-    snap = Snapshot("search", meta.samples, meta.metric, meta.mode, max_epochs, meta.extra.get("budget"))
+    max_epochs = meta.epochs
+    snap = Snapshot("search", meta.samples, meta.metric, meta.mode, max_epochs, meta.budget)
     counts = trials["status"].value_counts().to_dict() if len(trials) else {}
     snap.running, snap.completed, snap.stopped = (counts.get(k, 0) for k in ("RUNNING", "COMPLETED", "STOPPED"))
     snap.diverged, snap.errored = counts.get("DIVERGED", 0), counts.get("ERROR", 0)

@@ -104,7 +104,7 @@ def plot_curves(top: pd.DataFrame, history: pd.DataFrame, path: Path) -> list[st
 def _rungs(meta: ExperimentMeta) -> list[int]:
     if meta.scheduler != "asha":
         return []
-    grace, rf, max_t = (int(meta.extra.get(k, 0)) for k in ("grace_period", "reduction_factor", "epochs"))
+    grace, rf, max_t = meta.grace_period, meta.reduction_factor, meta.epochs
     rungs, r = [], max(1, grace)
     while r < max_t and rf >= 2:
         rungs.append(r)
@@ -120,7 +120,7 @@ def plot_asha(trials: pd.DataFrame, meta: ExperimentMeta, path: Path) -> None:
     for r in _rungs(meta):
         ax.axhline(r, color="gray", ls=":", lw=1)
         ax.text(len(t) - 0.5, r, f" rung {r}", va="bottom", ha="right", fontsize=8, color="gray")
-    ax.axhline(int(meta.extra.get("epochs", 0)), color="tab:green", ls="--", lw=1)
+    ax.axhline(meta.epochs, color="tab:green", ls="--", lw=1)
     ax.set_xticks(range(len(t)), [str(o) for o in t["order"]], fontsize=7)
     ax.set_xlabel("trial (creation order)")
     ax.set_ylabel("epochs run")
@@ -248,15 +248,22 @@ def _summary(meta: ExperimentMeta, trials: pd.DataFrame, ranked: pd.DataFrame, i
     return "\n".join(lines)
 
 
-def _verification_summary(table: pd.DataFrame) -> str:
-    seeds = len(table["seeds"].iloc[0])
-    lines = [f"verified on {seeds} fresh seeds: config        mean ± sd         search  improvement [95% t]"]
+def verification_table(table: pd.DataFrame) -> str:
+    """The verified ranking (``verification.parquet``) as text: mean ± sd over the fresh seeds, the search-time
+    value, the paired gain over the base. The one formatter: the report's summary and the CLI's sweep, resume and
+    verify print it alike."""
+    seeds = len(table["seeds"].iloc[0]) if len(table) else 0
+    lines = [f"verified on {seeds} fresh seeds (best epoch of each run; improvement = paired gain over the base, "
+             "95% t interval):"]  # fmt: skip
     for _, r in table.iterrows():
-        name = "base" if r["is_base"] else str(r["label"])
-        gain = "" if r["is_base"] else (f"{r['best_improvement_mean']:+.4f} [{r['best_improvement_lo']:+.4f}, "
-                                        f"{r['best_improvement_hi']:+.4f}]")  # fmt: skip
-        search = f"{r['search_value']:>8.4f}" if math.isfinite(r["search_value"]) else f"{'-':>8}"
-        lines.append(f"  {r['rank']}. {name:<24} {r['best_mean']:.4f} ± {r['best_sd']:.4f}  {search}  {gain}")
+        name = "base config" if r["is_base"] else f"trial {r['label']}"
+        search = f"search {r['search_value']:.4f}" if r["search_value"] == r["search_value"] else "search -"
+        gain = "" if r["is_base"] else (
+            f"  improvement {r['best_improvement_mean']:+.4f} [{r['best_improvement_lo']:+.4f}, "
+            f"{r['best_improvement_hi']:+.4f}]" + (" excludes 0" if r["best_excludes_zero"] else "")
+        )  # fmt: skip
+        short = f"  ({r['n_ok']}/{seeds} seeds finished)" if r["n_ok"] < seeds else ""
+        lines.append(f"  {r['rank']}. {name:<18} {r['best_mean']:.4f} ± {r['best_sd']:.4f}  ({search}){gain}{short}")
     return "\n".join(lines)
 
 
@@ -311,7 +318,7 @@ def report(experiment_dir: str, out: str | None = None) -> Report:
             "Verification: per config, its fresh-seed values (dots), their mean and 95% t interval, the value the "
             "search saw (red cross) and the base config's verified mean (dashed)"
         )
-        summary += "\n\n" + _verification_summary(table)
+        summary += "\n\n" + verification_table(table)
     else:
         summary += "\n\nunverified: the best above is one seed's value (`motiontune verify` re-trains the finalists)"
     atomic_write_text(out_dir / "index.html", _html(meta, summary, images))

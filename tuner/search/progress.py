@@ -32,6 +32,8 @@ from tuner.experiment.status import Snapshot, render, save
 DEFAULT_STATUS_EVERY_S = 30.0
 PERSIST_EVERY_S = 2.0
 TTY_REDRAW_S = 1.0  # a terminal's line also redraws its clock this often (it overwrites itself)
+# This driver's Progress per phase, for the restored run of that phase to take its settings (``fresh_callbacks``).
+_DRIVER_PROGRESS: dict[str, Progress] = {}
 
 
 def _trial_id(trial: Any) -> str:
@@ -54,6 +56,7 @@ class Progress(tune.Callback):
         self.every = status_every
         self.experiment = experiment
         self._stream = stream
+        self._restored = False  # unpickled from an experiment's state: see ``setup``
         self._reset()
 
     def _reset(self) -> None:
@@ -75,6 +78,7 @@ class Progress(tune.Callback):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._reset()
+        self._restored = True
 
     @property
     def stream(self) -> TextIO:
@@ -173,6 +177,14 @@ class Progress(tune.Callback):
 
     # --- Tune's hooks ---------------------------------------------------------------------
 
+    def setup(self, stop: Any = None, num_samples: int | None = None, total_num_samples: int | None = None,
+              **info: Any) -> None:  # fmt: skip
+        """Tune calls this on the driver as the run starts. A Progress restored from the experiment's state (the
+        first driver's, pickled) takes the settings of this driver's Progress of its phase (``fresh_callbacks``)."""
+        fresh = _DRIVER_PROGRESS.pop(self.template.phase, None)
+        if self._restored and fresh is not None and fresh is not self:
+            self.__dict__.update(fresh.__dict__)
+
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         since = time.time() - self.last_line
         if self.dirty or since >= self.every or (self.tty and since >= TTY_REDRAW_S):
@@ -219,21 +231,24 @@ class TrialEpochBudget(tune.Stopper):
 def progress_callback(meta: Any, phase: str, total: int, max_epochs: int, label: Callable[[Any], str] | None = None,
                       word: str = "trial") -> Progress:  # fmt: skip
     """The ``Progress`` of an experiment's search or verification; ``meta`` is its ``ExperimentMeta``."""
-    budget = meta.extra.get("budget") if phase == "search" else None
+    budget = meta.budget if phase == "search" else None
     template = Snapshot(phase, total, meta.metric, meta.mode, max_epochs, budget)
-    every = float(meta.extra.get("status_every") or DEFAULT_STATUS_EVERY_S)
+    every = float(meta.status_every or DEFAULT_STATUS_EVERY_S)
     return Progress(template, label=label, word=word, status_every=every, experiment=meta.path)
 
 
 def fresh_callbacks(tuner: Any, callbacks: list) -> None:
-    """Give a restored Tuner this driver's callbacks (the progress lines, this ``--status-every``).
+    """Give a restored Tuner this driver's progress lines (its ``--status-every``, its experiment path).
 
     ``Tuner.restore`` brings back the run config pickled by the first driver, callbacks included, and has no
-    argument to replace them; its run config is reached through the Tuner's local (non-client) internals.
+    argument to replace them. So each ``Progress`` among ``callbacks`` is kept here, by phase, until the restored
+    run starts: Tune then calls ``setup`` (public ``tune.Callback`` API) on the driver, on the restored callbacks,
+    and the restored ``Progress`` of that phase takes this one's settings. ``tuner`` is the restored Tuner, to be
+    fitted next in this process; nothing is read from it.
     """
-    internal = getattr(tuner, "_local_tuner", None)
-    if internal is None or not hasattr(internal, "get_run_config"):
-        warnings.warn("this Ray's Tuner keeps its run config elsewhere: the progress lines keep the first "
-                      "driver's settings", stacklevel=2)  # fmt: skip
-        return
-    internal.get_run_config().callbacks = callbacks
+    for callback in callbacks:
+        if not isinstance(callback, Progress):
+            warnings.warn(f"{type(callback).__name__}: only Progress callbacks are refreshed on resume; the restored "
+                          "run keeps the first driver's", stacklevel=2)  # fmt: skip
+            continue
+        _DRIVER_PROGRESS[callback.template.phase] = callback

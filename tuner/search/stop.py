@@ -8,6 +8,12 @@ one ends the Tune loop at its next step, Tune writes the state of every trial (`
 wait=True)``) and ``fit`` raises ``Stopped``, so nothing that needs a finished run (the results tables, the
 verification) runs on a half-finished one. A second signal aborts at once.
 
+The first signal is passed on as SIGUSR1, the signal Ray Tune documents for stopping a run gracefully ("Ray Tune
+also accepts the SIGUSR1 signal to interrupt training gracefully", its guide "How to Define Stopping Criteria").
+No API does the same: a ``Stopper``'s ``stop_all`` finishes the searcher and ends every trial as TERMINATED, so
+``motiontune resume`` would have nothing left to run. ``tests/tuner/test_tune_contracts.py`` checks that Tune
+still takes SIGUSR1 this way.
+
 Under ``ray job stop`` the driver has ``RAY_JOB_STOP_WAIT_TIME_S`` (Ray's default 3 s) before SIGKILL;
 ``motiontune cluster up`` and the cluster configs give it 30 s.
 """
@@ -48,12 +54,11 @@ def fit(tuner: Any, experiment: str) -> Any:
         if got:  # the second signal: do not wait for the state
             raise KeyboardInterrupt
         got.append(signum)
-        # Tune's own handler of the run in progress (it always takes SIGUSR1): ends its loop at the next step,
-        # and the run then writes its state one last time.
-        tune_handler = signal.getsignal(signal.SIGUSR1)
-        if not callable(tune_handler):  # the Tune loop has not started: nothing to save yet
+        # Tune takes SIGUSR1 while its loop runs (it installs a handler for it): the loop ends at its next step,
+        # and the run then writes its state one last time. Raised here, that handler runs before this one returns.
+        if not callable(signal.getsignal(signal.SIGUSR1)):  # the Tune loop has not started: nothing to save yet
             raise KeyboardInterrupt
-        tune_handler(signum, frame)
+        signal.raise_signal(signal.SIGUSR1)
 
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # SIGINT is ours too: one behaviour for both signals
     previous = {s: signal.signal(s, on_stop) for s in STOP_SIGNALS}

@@ -49,7 +49,9 @@ def default_grace_period(base: TrainConfig) -> int:
     return max(1, base.optim.epochs // 10)
 
 
-def _searcher(meta: ExperimentMeta, space: SearchSpace):  # noqa: ANN202
+def searcher(meta: ExperimentMeta, space: SearchSpace):  # noqa: ANN201
+    """The search's searcher: Ray's OptunaSearch (the sweep's TPE, or random), warm-started with the base config,
+    in a ConcurrencyLimiter when the sweep has ``--max-concurrent``."""
     import optuna
     from ray.tune.search import ConcurrencyLimiter
     from ray.tune.search.optuna import OptunaSearch
@@ -77,16 +79,17 @@ def _searcher(meta: ExperimentMeta, space: SearchSpace):  # noqa: ANN202
     return ConcurrencyLimiter(search, max_concurrent=concurrent) if concurrent else search
 
 
-def _scheduler(meta: ExperimentMeta):  # noqa: ANN202
+def scheduler(meta: ExperimentMeta):  # noqa: ANN201
+    """The search's trial scheduler: ASHA on training iterations (epochs), or FIFO."""
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
     if meta.scheduler == "fifo":
         return FIFOScheduler()
     return ASHAScheduler(
         time_attr="training_iteration",
-        max_t=int(meta.extra["epochs"]),
-        grace_period=int(meta.extra["grace_period"]),
-        reduction_factor=int(meta.extra["reduction_factor"]),
+        max_t=meta.epochs,
+        grace_period=meta.grace_period,
+        reduction_factor=meta.reduction_factor,
     )
 
 
@@ -100,7 +103,7 @@ def tune_config(meta: ExperimentMeta, search_alg: Any):  # noqa: ANN201
     """
     from ray import tune
 
-    return tune.TuneConfig(metric=meta.metric, mode=meta.mode, search_alg=search_alg, scheduler=_scheduler(meta),
+    return tune.TuneConfig(metric=meta.metric, mode=meta.mode, search_alg=search_alg, scheduler=scheduler(meta),
                            num_samples=meta.samples, reuse_actors=True)  # fmt: skip
 
 
@@ -113,7 +116,8 @@ def _trainable(meta: ExperimentMeta):  # noqa: ANN202
     return tune.with_resources(fn, dict(meta.resources))
 
 
-def _run_config(meta: ExperimentMeta):  # noqa: ANN202
+def run_config(meta: ExperimentMeta):  # noqa: ANN201
+    """The search's RunConfig: where it is stored, checkpoints, retries, the progress lines, the epoch budget."""
     from ray import tune
 
     from tuner.search.progress import TrialEpochBudget, progress_callback
@@ -125,8 +129,8 @@ def _run_config(meta: ExperimentMeta):  # noqa: ANN202
         checkpoint_config=checkpoint_config(),
         failure_config=tune.FailureConfig(max_failures=2),
         sync_config=tune.SyncConfig(sync_artifacts=True),
-        callbacks=[progress_callback(meta, "search", meta.samples, int(meta.extra["epochs"]))],
-        stop=TrialEpochBudget(int(meta.extra["budget"])) if meta.extra.get("budget") else None,
+        callbacks=[progress_callback(meta, "search", meta.samples, meta.epochs)],
+        stop=TrialEpochBudget(meta.budget) if meta.budget else None,
         verbose=0,
     )
 
@@ -175,8 +179,8 @@ def run_search(meta: ExperimentMeta, space: SearchSpace) -> dict[str, Any]:
     """
     from ray import tune
 
-    tuner = tune.Tuner(_trainable(meta), tune_config=tune_config(meta, _searcher(meta, space)),
-                       run_config=_run_config(meta))  # fmt: skip
+    tuner = tune.Tuner(_trainable(meta), tune_config=tune_config(meta, searcher(meta, space)),
+                       run_config=run_config(meta))  # fmt: skip
     with pending_trials(meta.resources, meta.max_concurrent):
         fit(tuner, meta.path)
     return finish(meta)
@@ -198,7 +202,7 @@ def resume_search(meta: ExperimentMeta, experiment_dir: str, address: str | None
         raise ExperimentError(f"{experiment_dir}: holds no Ray Tune experiment state to resume from")
     check_storage(meta.storage, n_nodes, shared_storage)
     tuner = tune.Tuner.restore(meta.path, trainable=_trainable(meta), resume_unfinished=True, resume_errored=True)
-    fresh_callbacks(tuner, _run_config(meta).callbacks)  # this driver's progress lines
+    fresh_callbacks(tuner, run_config(meta).callbacks)  # this driver's progress lines
     with pending_trials(meta.resources, meta.max_concurrent):
         fit(tuner, meta.path)
     return finish(meta)

@@ -30,7 +30,7 @@ from typing import Any
 
 import pandas as pd
 
-from trainer_core.errors import ConfigError, DataError
+from trainer_core.errors import ConfigError, DataError, raise_all
 from tuner.experiment.files import ExperimentError, join, read_bytes, write_bytes
 from tuner.experiment.meta import ExperimentMeta
 from tuner.experiment.results import collect_results, finished_trials, rank_trials, trial_params
@@ -105,8 +105,7 @@ def check_counts(top: int | None, seeds: int | None, top_flag: str, seeds_flag: 
         problems.append(f"{top_flag} is {top}, but must be >= 1 (finalists to re-train besides the base config)")
     if seeds is not None and seeds < 1:
         problems.append(f"{seeds_flag} is {seeds}, but must be >= 1 (seeds per config; 2 or more give an interval)")
-    if problems:
-        raise ConfigError("; ".join(problems))
+    raise_all(problems, ConfigError)
 
 
 def fresh_seeds(search_seed: int, n: int) -> list[int]:
@@ -157,13 +156,13 @@ def make_plan(meta: ExperimentMeta, top: int, n_seeds: int, data: str | None = N
         float(b["value"]) if b is not None else math.nan, int(b["search_rank"]) if b is not None else None,
     ))  # fmt: skip
     return VerifyPlan(top, fresh_seeds(meta.base().run.seed, n_seeds), meta.metric, meta.mode,
-                      int(meta.extra.get("epochs") or meta.base().optim.epochs), finalists, data)  # fmt: skip
+                      meta.epochs, finalists, data)  # fmt: skip
 
 
 def _sub_meta(meta: ExperimentMeta, plan: VerifyPlan) -> ExperimentMeta:
     """The verification's Ray Tune experiment, described as an experiment of its own for ``collect_results``."""
     return dataclasses.replace(meta, storage=meta.path, name=VERIFY_DIR, warm_start=None,
-                               extra={**meta.extra, "epochs": plan.epochs})  # fmt: skip
+                               epochs=plan.epochs)  # fmt: skip
 
 
 def verification_path(meta: ExperimentMeta) -> str:

@@ -30,31 +30,13 @@ VERIFY_DATA_PREFIX = "verify_data/"
 EXTRA_PREFIXES = (TEST_PREFIX, VERIFY_DATA_PREFIX)
 
 
-def _t_density(x: float, df: float) -> float:
-    c = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
-    return math.exp(c - (df + 1) / 2 * math.log1p(x * x / df))
-
-
-def _t_cdf_above_zero(x: float, df: float, n: int = 2000) -> float:
-    """P(0 < T < x) for x >= 0, by Simpson's rule (the density is smooth and unimodal)."""
-    h = x / n
-    s = _t_density(0.0, df) + _t_density(x, df)
-    s += 4 * sum(_t_density((2 * i - 1) * h, df) for i in range(1, n // 2 + 1))
-    s += 2 * sum(_t_density(2 * i * h, df) for i in range(1, n // 2))
-    return s * h / 3
-
-
 def t_quantile(p: float, df: float) -> float:
-    """The ``p`` quantile (``p`` in (0.5, 1)) of Student's t with ``df`` degrees of freedom, to about 1e-6."""
+    """The ``p`` quantile (``p`` in (0.5, 1)) of Student's t with ``df`` degrees of freedom (SciPy's ``t.ppf``)."""
     if not 0.5 < p < 1 or df <= 0:
         raise ValueError(f"t_quantile needs 0.5 < p < 1 and df > 0, got p={p}, df={df}")
-    target, lo, hi = p - 0.5, 0.0, 1.0
-    while _t_cdf_above_zero(hi, df) < target:
-        hi *= 2
-    for _ in range(60):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if _t_cdf_above_zero(mid, df) < target else (lo, mid)
-    return (lo + hi) / 2
+    from scipy import stats  # here, not at the top: importing scipy.stats takes a second or so
+
+    return float(stats.t.ppf(p, df))
 
 
 def mean_sd(values: list[float]) -> tuple[float, float]:
