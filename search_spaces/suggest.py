@@ -153,9 +153,20 @@ def _scale_weight(raw: dict[str, Any], cfg: TrainConfig, key: str, factor: float
 
 
 def suggest(
-    metrics_root: Path, cfg: TrainConfig, rules: Rules, th: Thresholds = Thresholds()
+    metrics_root: Path, cfg: TrainConfig, rules: Rules, th: Thresholds = Thresholds(), where: str = "the config"
 ) -> tuple[TrainConfig, list[str]]:
-    """The adjusted config and one line per change, each with the metric and value that caused it."""
+    """The adjusted config and one line per change, each with the metric and value that caused it.
+
+    ``cfg`` (from ``where``, for messages) must keep ``rules`` itself: the raises keep them, but cannot mend
+    a config that breaks them (a run trained with ``--epochs`` keeps only the stages that fit, so its
+    stored config may start with a free-run stage)."""
+    broken = stage_rule_problems(cfg, rules)
+    if broken:
+        raise ConfigError(
+            f"{where}: already breaks the stage rules that suggest keeps ({'; '.join(broken)}); pass a config "
+            "that keeps them (for a run trained with --epochs, the config it was rescaled from) or a --space "
+            "whose rules it keeps"
+        )
     epoch, metrics, base = read_run_metrics(metrics_root)
     high = high_metrics(metrics, base, th)
     raw = cfg.to_dict()

@@ -12,9 +12,10 @@ from trainer_core.config_load import config_from_dict, load_config, parse_set_op
 from trainer_core.data.bvh import ImportOptions, read_units
 from trainer_core.data.clip import load_clip, save_clip
 from trainer_core.data.datasets import dataset_profile, import_bvh_files, load_dataset
+from trainer_core.device import check_device
 from trainer_core.errors import ConfigError, DataError
 from trainer_core.evaluate.offline import evaluate_checkpoint
-from trainer_core.io_utils import atomic_write_json
+from trainer_core.io_utils import atomic_write_json, check_out_folder, check_suffix, check_writable
 from trainer_core.train import checkpoint as ckpt
 from trainer_core.train.loop import fit
 from trainer_core.train.pretrain_defaults import PRETRAIN_BATCH, PRETRAIN_EPOCHS, PRETRAIN_LR
@@ -86,6 +87,7 @@ def train(
         out_dir = Path(cfg.run.out)
     else:
         out_dir = default_out(config)
+    check_out_folder(out_dir)
     return fit(cfg, out_dir, resume=state)
 
 
@@ -124,8 +126,11 @@ def evaluate(
     ``evaluate.offline.evaluate_checkpoint``; ``long_s``: also the ``FreeRun/long`` metrics); written
     atomically to ``out`` when given; ``previews``: a folder for each clip's free run beside its ground
     truth (``generate.api.clip_previews``). Returns the metrics."""
-    if out is not None and Path(out).is_dir():
-        raise ConfigError(f"--out {out}: is a folder, but must be a .json file path")
+    if out is not None:  # every output checked before the metrics are computed
+        check_suffix(Path(out), (".json",), kind="JSON file")
+        check_writable(Path(out))
+    if device is not None:
+        check_device(device)
     if previews is not None:
         from trainer_core.generate.api import check_previews_folder, clip_previews
 
@@ -167,6 +172,7 @@ def import_bvh(
         raise DataError(f"--fps is {fps}, but must be > 0 (frames per second to resample to)")
     if not files:
         raise DataError("import-bvh: no BVH files given")
+    check_out_folder(Path(out), "--out")
     opts = ImportOptions(scale=scale, up=up, root_joint=root_joint, feet=feet_map, fps=fps)
     units = read_units(Path(files[0]), opts)
     opts = dataclasses.replace(opts, scale=units.scale, up=units.up)

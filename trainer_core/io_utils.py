@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from trainer_core.errors import DataError, MotiontuneError
+from trainer_core.errors import ConfigError, DataError, MotiontuneError
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -32,6 +32,52 @@ def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _nearest_existing(path: Path) -> Path:
+    """``path``'s nearest ancestor that exists (the folder a new output would be made in)."""
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    return parent
+
+
+def check_writable(out: Path, what: str = "--out") -> None:
+    """Raise ``ConfigError`` unless a file can be created at ``out`` (checked before any work is done)."""
+    out = Path(out)
+    if out.is_dir():
+        raise ConfigError(f"{what} {out}: is a folder, but must be a file path")
+    parent = _nearest_existing(out)
+    if not parent.is_dir():
+        raise ConfigError(f"{what} {out}: `{parent}` is a file, not a folder; choose another output path")
+    if not os.access(parent, os.W_OK | os.X_OK) or (out.exists() and not os.access(out, os.W_OK)):
+        raise ConfigError(f"{what} {out}: `{parent}` is not writable; choose another output path")
+
+
+def check_out_folder(out: Path, what: str = "--out") -> None:
+    """Raise ``ConfigError`` unless ``out`` is a folder, or one can be made there (checked before any work)."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{what} {out}: is a file, but must be a folder (made if missing); choose another path")
+    parent = out if out.is_dir() else _nearest_existing(out)
+    if not parent.is_dir():
+        raise ConfigError(f"{what} {out}: `{parent}` is a file, not a folder; choose another output path")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"{what} {out}: `{parent}` is not writable; choose another output path")
+
+
+def check_suffix(out: Path, suffixes: tuple[str, ...], what: str = "--out", kind: str = "file") -> str:
+    """The suffix of ``out`` (lower case), one of ``suffixes``; else ``ConfigError`` naming the ones allowed."""
+    out = Path(out)
+    suffix = out.suffix.lower()
+    allowed = " or ".join(suffixes)
+    if out.is_dir():
+        raise ConfigError(f"{what} {out}: is a folder, but must be a {kind} path ending in {allowed}")
+    if not suffix:
+        raise ConfigError(f"{what} {out}: has no suffix; end it in {allowed} (a {kind})")
+    if suffix not in suffixes:
+        raise ConfigError(f"{what} {out}: ends in `{out.suffix}`, but a {kind} ends in {allowed}; rename it")
+    return suffix
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -27,9 +27,17 @@ from trainer_core.train.metrics import metric_names
 from tuner.experiment.files import ExperimentError, join, read_bytes, resolve_storage
 from tuner.experiment.lock import experiment_lock
 from tuner.experiment.meta import TRIALS_FILE, ExperimentMeta, VerifySettings, check_metric
+from tuner.experiment.results import no_finished_reason
 from tuner.experiment.storage import check_storage
 from tuner.search.sweep import SCHEDULERS, SEARCHERS, default_grace_period, init_ray, resume_search, run_search
-from tuner.verify.plan import VerifyPlan, check_counts, check_verify_data, make_plan, run_verification
+from tuner.verify.plan import (
+    VerifyPlan,
+    check_counts,
+    check_verify_data,
+    make_plan,
+    no_verified_reason,
+    run_verification,
+)
 
 DEFAULT_STORAGE = "results"
 DEFAULT_TOP, DEFAULT_SEEDS = 3, 3  # the verification: finalists besides the base config, fresh seeds per config
@@ -126,9 +134,10 @@ def prepare(o: SweepOptions) -> ExperimentMeta:
         base = smoke_config()
     else:
         base = load_config()
+    trial_base = base  # the base as a trial runs it; the given one is stored, its params apply to its stages
     if o.epochs is not None:
-        base = base.with_epochs(o.epochs)
-        base.validate("--epochs")
+        trial_base = base.with_epochs(o.epochs)
+        trial_base.validate("--epochs")
     metric = o.metric or base.run.objective
     mode = o.mode or (base.run.objective_mode if metric == base.run.objective else "min")
     check_metric(metric, metric_names())
@@ -152,8 +161,8 @@ def prepare(o: SweepOptions) -> ExperimentMeta:
         data_fingerprint=dataset.fingerprint,
         warm_start=warm,
         optuna_storage=o.optuna_storage,
-        epochs=base.optim.epochs,
-        grace_period=o.grace_period or default_grace_period(base),
+        epochs=trial_base.optim.epochs,
+        grace_period=o.grace_period or default_grace_period(trial_base),
         reduction_factor=2 if o.smoke_test else o.reduction_factor,
         smoke_test=o.smoke_test,
         budget=o.budget,
@@ -197,10 +206,12 @@ def check_status_every(status_every: float | None) -> None:
 
 
 def verify_after_search(meta: ExperimentMeta, summary: dict[str, Any]) -> dict[str, Any]:
-    """Run or continue the experiment's verification, if it asked for one; adds it to ``summary``."""
+    """Run or continue the experiment's verification, if it asked for one; adds it to ``summary`` (and
+    ``verification_failed``: why no verification trial finished, None when one did). A search in which no trial
+    finished has nothing to verify: the command's error line says so."""
     plan = VerifyPlan.load(meta)
     settings = meta.verify
-    if plan is None and settings:
+    if plan is None and settings and no_finished_reason(summary["trials"], meta.metric) is None:
         try:
             plan = make_plan(meta, settings.top, settings.seeds, settings.data)
         except ExperimentError as e:  # the search found nothing to verify: say so, the sweep itself went fine
@@ -209,6 +220,7 @@ def verify_after_search(meta: ExperimentMeta, summary: dict[str, Any]) -> dict[s
         print(f"verifying: {len(plan.finalists) - 1} finalist(s) and the base config, {len(plan.seeds)} fresh "
               f"seeds each ({plan.n_trials} trials of {plan.epochs} epochs)", flush=True)  # fmt: skip
         summary["verification"] = run_verification(meta, plan)
+        summary["verification_failed"] = no_verified_reason(meta, plan, summary["verification"])
     return summary
 
 
@@ -248,5 +260,6 @@ def _verify_locked(meta: ExperimentMeta, experiment_dir: str, top: int | None, s
         data = check_verify_data(data, meta.base().data.data) if data else None
         plan = make_plan(meta, top, seeds, data)
     check_storage(meta.storage, init_ray(address), shared_storage)
-    return {"experiment": meta.path, "metric": meta.metric, "mode": meta.mode,
-            "verification": run_verification(meta, plan)}  # fmt: skip
+    table = run_verification(meta, plan)
+    return {"experiment": meta.path, "metric": meta.metric, "mode": meta.mode, "verification": table,
+            "verification_failed": no_verified_reason(meta, plan, table)}  # fmt: skip

@@ -40,9 +40,10 @@ def diverging_setup(tmp_path, lrs):
 
 @pytest.fixture(scope="session")
 def all_diverged_sweep(tmp_path_factory):
-    """A finished sweep whose only trial diverged: nothing to export or report."""
+    """A finished sweep whose only trial diverged: nothing to export or report; the sweep exits 1 saying so."""
     root = tmp_path_factory.mktemp("diverged")
     args = diverging_setup(root, [1.0])
     proc = run_cli("sweep", *args, "--samples", "1", "--scheduler", "fifo", "--storage", str(root), "--name", "d")
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "no trial finished (1 in all: 1 diverged); the first, trial " in proc.stderr.splitlines()[-1]
     return root / "d"

@@ -26,7 +26,6 @@ The seed JSON clip stores per frame ``RootYaw`` (radians), ``RootVelocityXY``
 from __future__ import annotations
 
 import math
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,8 +140,15 @@ def load_npz(path: Path) -> Clip:
                     raise DataError(f"{path}: `rot6d_q` has shape {z['rot6d_q'].shape}, but must be (T, J, 6)")
                 arrays["rot6d"] = _dequantize(np.asarray(z["rot6d_q"]))
                 arrays["angvel"] = angular_velocity(arrays["rot6d"], fps) if fps > 0 else arrays["rot6d"][..., :3]
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
-        raise DataError(f"{path}: not a readable NPZ file ({e})") from None
+    except DataError:
+        raise
+    except Exception as e:  # noqa: BLE001 - truncated or foreign: OSError, zip and zlib errors, bad shapes...
+        # numpy's own message advises loading with allow_pickle=True (running what the file holds): never passed on
+        if "allow_pickle" in str(e):
+            raise DataError(f"{path}: holds Python objects (object arrays), which motiontune never loads; "
+                            "re-import or re-convert the clip") from None  # fmt: skip
+        raise DataError(f"{path}: not a readable NPZ file: it is truncated or not a clip motiontune wrote; "
+                        "re-import or re-convert it") from None  # fmt: skip
     clip = Clip(**arrays, fps=fps, name=path.stem)
     clip.validate(str(path))
     return clip

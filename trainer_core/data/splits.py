@@ -159,6 +159,11 @@ def check_same_fps(clips: list) -> float:
 def split_for(cfg: TrainConfig, dataset: Dataset) -> Splits:
     """The clips of ``dataset`` split as a run of ``cfg`` splits them (its ``val_split``, ``val_fraction``,
     ``test_split``; evaluation clips long enough for a free-run window at the dataset's one frame rate)."""
+    if len(dataset.clips) < 2:  # before any split falls back with a warning: the error alone says what to fix
+        raise DataError(
+            f"{dataset.folder}: holds {len(dataset.clips)} clip(s), but training and validation need at least 2; "
+            "add clips or pass another --data"
+        )
     fps = check_same_fps(dataset.clips)
     return split_dataset(
         dataset.clips, cfg.data.val_split, cfg.data.val_fraction, cfg.data.test_split, min_eval_frames(cfg, fps)

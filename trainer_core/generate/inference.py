@@ -41,7 +41,7 @@ from trainer_core.model.rollout import Runtime
 from trainer_core.train import checkpoint as ckpt
 from trainer_core.train.build import model_from_state
 
-FORMAT = "motiontune-inference"
+FORMAT = ckpt.EXPORTED_FORMAT
 VERSION = 1
 FPS_TOLERANCE = 1e-3  # relative: 30 vs 30.00003 (a BVH frame time of 0.0333333 s) is one rate
 
@@ -66,9 +66,14 @@ def skeleton_from_dict(obj: dict[str, Any]) -> Skeleton:
     )
 
 
-def check_bones(model_bones: list[str] | tuple[str, ...], skeleton: Skeleton, model_where: str, where: str) -> None:
-    """Raise ``DataError`` naming the first joint where ``skeleton`` differs from the model's bones."""
-    fix = "start from a clip of the model's skeleton (the same joint names in the same order)"
+START_FIX = "start from a clip of the model's skeleton (the same joint names in the same order)"
+SKELETON_FIX = ("pass --skeleton a folder of the model's skeleton (FullHierarchy.json and FullOffsets.json with the "
+                "same joint names in the same order)")  # fmt: skip
+
+
+def check_bones(model_bones: list[str] | tuple[str, ...], skeleton: Skeleton, model_where: str, where: str,
+                fix: str = START_FIX) -> None:  # fmt: skip
+    """Raise ``DataError`` naming the first joint where ``skeleton`` differs from the model's bones, and ``fix``."""
     found = first_bone_mismatch(model_bones, skeleton.bones, model_where)
     if found is not None:
         raise DataError(f"{where}: {found}; {fix}")
@@ -105,9 +110,10 @@ class InferenceModel:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "cpu", skeleton: Skeleton | None = None,
-                        skeleton_where: str = "") -> InferenceModel:  # fmt: skip
+                        skeleton_where: str = "", fix: str = START_FIX) -> InferenceModel:  # fmt: skip
         """A training checkpoint's model. The skeleton: ``skeleton`` if given (its bones checked against
-        the model's), else the one beside the clips the model trained on."""
+        the model's; ``fix`` says what to do when they differ), else the one beside the clips the model
+        trained on."""
         where = str(path)
         state = ckpt.load(Path(path))
         cfg = config_from_dict(state["config"], f"{where} (stored config)")
@@ -116,15 +122,16 @@ class InferenceModel:
             folder = Path(cfg.data.data) if cfg.data.data else bundled_dataset_dir()
             if not (folder / HIERARCHY_FILE).is_file():
                 raise DataError(
-                    f"{folder / HIERARCHY_FILE}: the skeleton the model in {where} trained on is not there; put "
-                    "FullHierarchy.json and FullOffsets.json beside the start clip"
+                    f"{folder / HIERARCHY_FILE}: the skeleton the model in {where} trained on is not there; "
+                    + ("put FullHierarchy.json and FullOffsets.json beside the start clip" if fix == START_FIX
+                       else fix)
                 )
             skeleton, skeleton_where = Skeleton.from_files(folder), str(folder / HIERARCHY_FILE)
         if bones is None:
             bones = list(skeleton.bones)[: int(state["arch"]["n_joints"])]
             if len(skeleton.bones) != int(state["arch"]["n_joints"]):
                 bones += ["?"]  # an older checkpoint knows only its joint count: a different count fails the check
-        check_bones(bones, skeleton, where, skeleton_where or "skeleton")
+        check_bones(bones, skeleton, where, skeleton_where or "skeleton", fix)
         fps = float(state.get("fps") or 0.0)
         if not fps > 0:
             raise CheckpointError(f"{where}: stores no frame rate (`fps`); re-train it with this version")
@@ -135,12 +142,7 @@ class InferenceModel:
         """An exported model (``export-model``); ``state``: the file's contents, when already read."""
         path = Path(path)
         if state is None:
-            if not path.is_file():
-                raise CheckpointError(f"{path}: model file not found; check the path")
-            try:
-                state = torch.load(path, map_location="cpu", weights_only=True)
-            except Exception as e:  # noqa: BLE001 - any unreadable file is one message
-                raise CheckpointError(f"{path}: not a readable model file ({str(e).splitlines()[0]})") from None
+            state = ckpt.read_file(path, "model file")
         if not isinstance(state, dict) or state.get("format") != FORMAT:
             raise CheckpointError(f"{path}: not an exported motiontune model; write one with `motiontune export-model`")
         if state.get("version") != VERSION:
@@ -223,12 +225,9 @@ class InferenceModel:
 
 
 def exported_state(path: str | Path) -> dict[str, Any] | None:
-    """The contents of an exported model file, or None for anything else (a checkpoint, a missing file)."""
-    path = Path(path)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True) if path.is_file() else None
-    except Exception:  # noqa: BLE001 - not an exported model; the checkpoint loader names the problem
-        return None
+    """The contents of an exported model file, or None for a training checkpoint; an unreadable file (missing,
+    truncated, foreign) is one ``CheckpointError``."""
+    state = ckpt.read_file(Path(path), "model file or checkpoint")
     return state if isinstance(state, dict) and state.get("format") == FORMAT else None
 
 

@@ -35,10 +35,11 @@ from trainer_core.data.device_data import build_split, fit_normalizer
 from trainer_core.data.features import frame_layout
 from trainer_core.data.skeleton import Skeleton, first_bone_mismatch
 from trainer_core.data.splits import Splits, split_for
-from trainer_core.device import resolve_device
+from trainer_core.device import check_device, resolve_device
 from trainer_core.errors import CheckpointError, ConfigError, raise_all
-from trainer_core.io_utils import atomic_write, atomic_write_json
+from trainer_core.io_utils import atomic_write, atomic_write_json, check_out_folder
 from trainer_core.model.model import Arch, MotionEncoder
+from trainer_core.train.checkpoint import read_file
 from trainer_core.train.pretrain_defaults import PRETRAIN_BATCH, PRETRAIN_EPOCHS, PRETRAIN_LR
 
 ENCODER_NAME = "best_encoder.pt"
@@ -67,8 +68,14 @@ def _pairs(split: Any) -> torch.Tensor:
     return idx[idx + 1 < split.clip_end]
 
 
-def _check_args(epochs: int, batch: int, lr: float) -> None:
+def _check_args(epochs: int, batch: int, lr: float, hidden_dim: int | None = None,
+                num_layers: int | None = None) -> None:  # fmt: skip
+    """The flags' own bounds, named as flags (not as the config keys they set)."""
     problems = []
+    if hidden_dim is not None and not 8 <= hidden_dim <= 8192:
+        problems.append(f"--hidden-dim is {hidden_dim}, but must be in [8, 8192]")
+    if num_layers is not None and not 1 <= num_layers <= 16:
+        problems.append(f"--num-layers is {num_layers}, but must be in [1, 16]")
     if not 1 <= epochs <= 100_000:
         problems.append(f"--epochs is {epochs}, but must be in [1, 100000]")
     if not 1 <= batch <= 65_536:
@@ -98,8 +105,11 @@ def pretrain(
     split (``val_split``, ``val_fraction``, ``test_split``, ``eval_freerun_horizon``) and the model
     size, as for ``train``; ``hidden_dim``/``num_layers``/``data``/``device`` override them. Train
     on the run's config so the run's validation and test clips stay unseen. Returns a summary."""
-    _check_args(epochs, batch, lr)
+    _check_args(epochs, batch, lr, hidden_dim, num_layers)
+    if device is not None:
+        check_device(device)
     out = Path(out)
+    check_out_folder(out)
     if (out / ENCODER_NAME).exists():
         raise ConfigError(f"{out}: already holds {ENCODER_NAME}; choose another --out")
     overrides = dict(overrides or {})
@@ -170,12 +180,9 @@ def load_encoder(path: Path, arch: Arch, skeleton: Skeleton, splits: Splits, fin
     """Read ``best_encoder.pt`` for a run of ``arch`` on ``skeleton`` with ``splits`` of the dataset of
     ``fingerprint``; a clear error when it does not fit or trained on a clip the run validates or tests on."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise CheckpointError(f"--encoder {path}: file not found; pass the best_encoder.pt that pretrain wrote")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 -- any unreadable file is the same user error
-        raise CheckpointError(f"--encoder {path}: not a readable encoder file ({str(e).splitlines()[0]})") from None
+    state = read_file(path, "encoder file", f"--encoder {path}")
     if not isinstance(state, dict) or state.get("kind") != ENCODER_KIND:
         raise CheckpointError(f"--encoder {path}: not a pre-trained encoder; pass the best_encoder.pt of pretrain")
     have = state["arch"]

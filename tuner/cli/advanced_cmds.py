@@ -77,9 +77,12 @@ def add_suggest(sub: argparse._SubParsersAction) -> None:
         from search_spaces.spec import load_space
         from search_spaces.suggest import suggest
         from trainer_core.config_load import load_config
-        from trainer_core.io_utils import atomic_write_json
+        from trainer_core.io_utils import atomic_write_json, check_suffix, check_writable
 
-        cfg, lines = suggest(Path(a.metrics_root), load_config(a.config), load_space(a.space).rules)
+        check_suffix(Path(a.out), (".json",), kind="config file")
+        check_writable(Path(a.out))
+        cfg, lines = suggest(Path(a.metrics_root), load_config(a.config), load_space(a.space).rules,
+                             where=f"--config {a.config}")  # fmt: skip
         for line in lines:
             print(line)
         atomic_write_json(Path(a.out), cfg.to_dict())

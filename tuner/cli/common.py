@@ -9,6 +9,9 @@ from typing import Any, NoReturn
 
 EXIT_BAD_INPUT = 2
 EXIT_DIVERGED = 3
+# A sweep, resume or verify that ran but in which no trial (or no verification trial) finished: the input was
+# accepted (2 is bad input, refused before any work), the trials all failed; the last stderr line says why.
+EXIT_NO_TRIAL_FINISHED = 1
 
 
 class Parser(argparse.ArgumentParser):

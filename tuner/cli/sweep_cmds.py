@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 
@@ -31,6 +32,20 @@ def _print_sweep_summary(summary: dict[str, Any]) -> None:
     elif len(ok):
         print("unverified: the best above is one seed's value; `motiontune verify` re-trains the finalists")
         print(f"export it: motiontune export {summary['experiment']} --out best.json")
+
+
+def _exit_code(summary: dict[str, Any]) -> int:
+    """0, or ``EXIT_NO_TRIAL_FINISHED`` with one line on stderr when no trial of the search (or, after it, of
+    the verification) finished: the first failed trial's error."""
+    from tuner.cli.common import EXIT_NO_TRIAL_FINISHED
+    from tuner.experiment.results import no_finished_reason
+
+    reason = no_finished_reason(summary["trials"], summary["metric"]) if "trials" in summary else None
+    reason = reason or summary.get("verification_failed")
+    if reason is None:
+        return 0
+    print(f"motiontune: error: {reason}", file=sys.stderr)
+    return EXIT_NO_TRIAL_FINISHED
 
 
 def _print_verification(table: Any, experiment: str) -> None:
@@ -69,8 +84,9 @@ def _sweep(a: argparse.Namespace) -> int:
         verify_top=a.verify_top, verify_seeds=a.verify_seeds, verify_data=a.verify_data,
         status_every=a.status_every,
     )  # fmt: skip
-    _print_sweep_summary(launch(opts))
-    return 0
+    summary = launch(opts)
+    _print_sweep_summary(summary)
+    return _exit_code(summary)
 
 
 def add_sweep(sub: argparse._SubParsersAction) -> None:
@@ -135,8 +151,9 @@ def _add_status_every(p: argparse.ArgumentParser, default: float | None) -> None
 def _resume(a: argparse.Namespace) -> int:
     from tuner.pipeline import resume
 
-    _print_sweep_summary(resume(a.experiment, a.address, a.shared_storage, a.status_every))
-    return 0
+    summary = resume(a.experiment, a.address, a.shared_storage, a.status_every)
+    _print_sweep_summary(summary)
+    return _exit_code(summary)
 
 
 def _verify(a: argparse.Namespace) -> int:
@@ -145,7 +162,7 @@ def _verify(a: argparse.Namespace) -> int:
     summary = verify_experiment(a.experiment, a.top, a.seeds, a.verify_data, a.address, a.shared_storage,
                                 a.status_every)
     _print_verification(summary["verification"], summary["experiment"])
-    return 0
+    return _exit_code(summary)
 
 
 def _status(a: argparse.Namespace) -> int:

@@ -85,6 +85,13 @@ class ExperimentMeta:
         return join(self.storage, self.name)
 
     def base(self) -> TrainConfig:
+        """The base config as a trial runs it: ``given_base`` over ``epochs`` (``sweep --epochs`` rescales it
+        as ``train --epochs`` does; experiments written before stored it rescaled, with the same epochs)."""
+        return self.given_base().with_epochs(self.epochs)
+
+    def given_base(self) -> TrainConfig:
+        """``base_config`` as given, before ``--epochs``: a trial's params apply to it, then it is rescaled
+        (``search_spaces.mapping.params_to_config(..., epochs=self.epochs)``)."""
         return config_from_dict(self.base_config, f"{join(self.path, META_FILE)}: base_config")
 
     def save(self) -> None:

@@ -152,8 +152,34 @@ def finished_trials(trials: pd.DataFrame, metric: str) -> pd.DataFrame:
     return trials[ok]
 
 
+def no_finished_reason(trials: pd.DataFrame, metric: str, what: str = "trial") -> str | None:
+    """None when a trial finished (``finished_trials``); else one line saying none did: how the trials ended and
+    the first failed one's error (``what``: how to call a trial, e.g. "verification trial")."""
+    if len(finished_trials(trials, metric)):
+        return None
+    return f"no {what} finished {how_trials_ended(trials, what)}"
+
+
+def how_trials_ended(trials: pd.DataFrame, what: str = "trial") -> str:
+    """``(N in all: 2 error, 1 running); the first, trial ID, errored: <its error>``, for one-line messages."""
+    if not len(trials):
+        return "(none ran)"
+    counts = trials["status"].value_counts().to_dict()
+    how = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
+    failed = trials[trials["status"].isin(["ERROR", "DIVERGED"])]
+    first = ""
+    if len(failed):
+        row = failed.sort_values("order").iloc[0] if "order" in failed else failed.iloc[0]
+        word = "diverged" if row["status"] == "DIVERGED" else "errored"
+        error = " ".join(str(row.get("error", "") or "").split()) or "see its error.txt"
+        first = f"; the first, {what} {row['trial_id']}, {word}: {error}"
+    return f"({len(trials)} in all: {how}){first}"
+
+
 def rank_trials(trials: pd.DataFrame, history: pd.DataFrame, metric: str, mode: str) -> pd.DataFrame:
     """Trials that finished (completed or stopped early) with their best ``metric``, best first."""
+    if trials.empty or not trials["status"].isin(["COMPLETED", "STOPPED"]).any():  # before the metric: none to rank
+        raise ExperimentError(f"no finished trial to export {how_trials_ended(trials)}")
     if metric not in history.columns:
         known = [c for c in history.columns if "/" in c or c[:1].isupper()]
         raise ConfigError(f"--metric {metric!r}: not in this experiment's results{did_you_mean(metric, known)}")

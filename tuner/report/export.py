@@ -71,7 +71,7 @@ def export(experiment_dir: str, out: str | None = None, top: int = 1, metric: st
         return _export_verified(meta, table, trials, out_path, top)
     unverified = _unverified_reason(meta, table is not None, metric)
     space = space_from_dict(meta.space, f"{meta.path}: space")
-    base = meta.base()
+    base = meta.given_base()
     records = []
     for rank, (path, (_, row)) in enumerate(zip(_out_paths(out_path, top), ranked.head(top).iterrows()), start=1):
         params = trial_params(row)
@@ -90,7 +90,7 @@ def export(experiment_dir: str, out: str | None = None, top: int = 1, metric: st
             "verified": False,
             "unverified": unverified,
         }
-        _write(path, params_to_config(space, params, base).to_dict(), record)
+        _write(path, params_to_config(space, params, base, meta.epochs).to_dict(), record)
         records.append(record)
     if len(records) < top:
         records[-1]["note"] = f"only {len(records)} finished trial(s) to export"
@@ -170,7 +170,7 @@ def _export_verified(meta: ExperimentMeta, table: pd.DataFrame, trials: pd.DataF
     by_trial = trials.set_index("trial_id") if len(trials) else trials
     for path, (_, row) in zip(_out_paths(out_path, top), table.head(top).iterrows()):
         params = json.loads(row["params"]) if row["params"] else None
-        cfg = base_cfg if params is None else params_to_config(space, params, base_cfg)
+        cfg = base_cfg if params is None else params_to_config(space, params, meta.given_base(), meta.epochs)
         ver = verification_record(row, base_row, meta)
         record = {
             **_common(meta, path, params),

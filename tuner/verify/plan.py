@@ -33,7 +33,7 @@ import pandas as pd
 from trainer_core.errors import ConfigError, DataError, raise_all
 from tuner.experiment.files import ExperimentError, join, read_bytes, write_bytes
 from tuner.experiment.meta import ExperimentMeta
-from tuner.experiment.results import collect_results, finished_trials, rank_trials, trial_params
+from tuner.experiment.results import collect_results, finished_trials, no_finished_reason, rank_trials, trial_params
 from tuner.search.stop import fit
 from tuner.verify.stats import EXTRA_PREFIXES, verification_table
 
@@ -176,7 +176,7 @@ def _trainable(meta: ExperimentMeta, plan: VerifyPlan):  # noqa: ANN202
 
     fn = tune.with_parameters(
         verify_trial, base=meta.base_config, space=meta.space, metric=meta.metric, mode=meta.mode,
-        finalists={f.label: f.params for f in plan.finalists}, data=plan.data,
+        finalists={f.label: f.params for f in plan.finalists}, data=plan.data, epochs=plan.epochs,
     )  # fmt: skip
     return tune.with_resources(fn, dict(meta.resources))
 
@@ -255,6 +255,14 @@ def finish_verification(meta: ExperimentMeta, plan: VerifyPlan) -> pd.DataFrame:
     table.to_parquet(buf, index=False)
     write_bytes(join(meta.path, RESULT_FILE), buf.getvalue())
     return table
+
+
+def no_verified_reason(meta: ExperimentMeta, plan: VerifyPlan, table: pd.DataFrame) -> str | None:
+    """None when a verification trial finished; else one line saying none did, with the first failed one's error."""
+    if len(table) and int(table["n_ok"].sum()) > 0:
+        return None
+    trials, _ = collect_results(_sub_meta(meta, plan))
+    return no_finished_reason(trials, plan.metric, "verification trial") or "no verification trial finished"
 
 
 def load_verification(meta: ExperimentMeta) -> pd.DataFrame | None:

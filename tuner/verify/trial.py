@@ -32,15 +32,17 @@ def verify_trial(
     mode: str,
     finalists: dict[str, dict[str, Any] | None],
     data: str | None,
+    epochs: int | None = None,
 ) -> None:
+    """``epochs``: the experiment's (the base and each finalist's config rescaled to it, as in the search)."""
     params = finalists[config["finalist"]]
     seed = int(config["seed"])
 
     def build(trial_keys: dict[str, Any]) -> TrainConfig:
         base_cfg = config_from_dict({**base, **trial_keys, "seed": seed}, "verification base config")
         if params is None:
-            return base_cfg
-        return params_to_config(space_from_dict(space, "experiment space"), dict(params), base_cfg)
+            return base_cfg.with_epochs(epochs) if epochs is not None else base_cfg
+        return params_to_config(space_from_dict(space, "experiment space"), dict(params), base_cfg, epochs)
 
     def extras(run_dir: Path, summary: dict[str, Any]) -> dict[str, Any]:
         out = summary_test_metrics(summary, TEST_PREFIX)
