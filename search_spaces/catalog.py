@@ -8,6 +8,9 @@ Scalar parameters set one config key directly. The others are derived:
 - Augmentation: ``augmentation.mirror`` and ``augmentation.noise_std`` set those
   keys of the ``augmentation`` block; ``speed_scale_halfwidth`` ``w`` sets
   ``speed_scale_range`` to ``[1 - w, 1 + w]``.
+- In-place share: ``inplace_balance`` false leaves ``inplace_share`` null (batches
+  hold in-place clips as the data does); true sets it to ``inplace_share``, drawn
+  only then (so a base config without the key stays a point of the space).
 - The stage schedule: ``n_stages`` and per-stage families (``<family><k>``, k
   the stage number) that build ``freerun_stage_schedule`` with the seed's
   rules holding by construction (see ``mapping.py``).
@@ -17,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from trainer_core.config import ADAPTIVE_METHODS, TF_MODES, WEIGHT_KEYS
+from trainer_core.config import ADAPTIVE_METHODS, TF_MODES, TF_SHAPES, WEIGHT_KEYS
 
 
 @dataclass(frozen=True)
@@ -28,7 +31,7 @@ class ParamDef:
     choices: tuple = ()
     family: str = ""  # "", "stage" (k = 1..n-1) or "rise" (k = 2..n)
     help: str = ""
-    when: tuple[str, str] | None = None  # (param, value): sampled only when that param takes that value
+    when: tuple[str, object] | None = None  # (param, value): sampled only when that param takes that value
 
 
 _W = 100.0  # the trainer's bound on any loss weight
@@ -47,6 +50,8 @@ SCALARS: dict[str, ParamDef] = {
         if k not in ("freerun_weight", "w_latent_consistency")
     },
     "tf_mode": ParamDef("categorical", choices=TF_MODES, help="teacher forcing decay mode"),
+    "tf_shape": ParamDef("categorical", choices=TF_SHAPES, help="teacher forcing decay shape"),
+    "foot_early_epochs": ParamDef("int", 0, 100_000, help="w_foot_early applies for epochs 1..this (0: never)"),
     "tf_max": ParamDef("float", 0.0, 1.0, help="teacher forcing ratio at the start of the decay"),
     "adaptive_loss_method": ParamDef("categorical", choices=ADAPTIVE_METHODS, help="adaptive loss weights"),
     "adaptive_loss_alpha": ParamDef(
@@ -65,6 +70,16 @@ AUGMENT: dict[str, ParamDef] = {
     "augmentation.noise_std": ParamDef("float", 0.0, 1.0, help="Gaussian noise on the normalized inputs"),
     "speed_scale_halfwidth": ParamDef(
         "float", 0.0, 0.75, help="augmentation.speed_scale_range = [1 - w, 1 + w]: windows resampled in time"
+    ),
+}
+
+# ``inplace_share``: null (the data's own mix) unless ``inplace_balance`` is true.
+INPLACE: dict[str, ParamDef] = {
+    "inplace_balance": ParamDef(
+        "categorical", choices=(False, True), help="true: set inplace_share; false: null (the data's own mix)"
+    ),
+    "inplace_share": ParamDef(
+        "float", 0.0, 0.99, when=("inplace_balance", True), help="in-place share of each batch (balance true)"
     ),
 }
 
@@ -88,7 +103,7 @@ DERIVED: dict[str, ParamDef] = {
     "limb_step": ParamDef("float", 0.0, _W, family="rise", help="stage k's w_limb_geo increase"),
 }
 
-CATALOG: dict[str, ParamDef] = {**SCALARS, **AUGMENT, **DERIVED}
+CATALOG: dict[str, ParamDef] = {**SCALARS, **AUGMENT, **INPLACE, **DERIVED}
 TF_PARAMS = ("tf_mode", "tf_max", "tf_min_frac", "tf_start_frac", "tf_span_frac")
 STAGE_PARAMS = tuple(k for k in DERIVED if k not in TF_PARAMS)
 FAMILIES = tuple(k for k, d in CATALOG.items() if d.family)

@@ -12,7 +12,8 @@ The seed's rules hold by construction, never by filtering:
   left, at most ``freerun_step_max`` (and the cap). So the weight never
   decreases, never jumps by more than the bound, and ends at or above the minimum;
 - horizons add non-negative ``horizon_step<k>`` (capped at ``seq_len``): they never shrink;
-- TF: ``tf_min = tf_max * tf_min_frac``, so it decays from high to low.
+- TF: ``tf_min = tf_max * tf_min_frac``, so it decays from high to low;
+- ``inplace_share``: null unless ``inplace_balance`` is true (see ``catalog.INPLACE``).
 
 ``config_to_params`` is the inverse: it expresses a config (the sweep's base,
 the warm start) as a point of a space, or says why it is not one.
@@ -27,6 +28,7 @@ from search_spaces.catalog import (
     AUGMENT,
     CATALOG,
     FAMILIES,
+    INPLACE,
     SCALARS,
     STAGE_AUX_KEYS,
     STAGE_CORE_KEYS,
@@ -151,6 +153,8 @@ def base_params(space: SearchSpace, cfg: TrainConfig) -> tuple[dict[str, Any], d
     values: dict[str, Any] = {k: flat[k] for k in SCALARS}
     why: dict[str, str] = {}
     values.update(_augment_values(cfg, why))
+    values["inplace_balance"] = cfg.data.inplace_share is not None
+    values["inplace_share"] = cfg.data.inplace_share
     E = cfg.optim.epochs
     t = cfg.tf
     values["tf_min_frac"] = t.tf_min / t.tf_max if t.tf_max > 0 else 0.0
@@ -243,6 +247,7 @@ def resolve(space: SearchSpace, params: dict[str, Any], base: TrainConfig) -> di
     """Base values, then the space's fixed values, then the sampled ``params``."""
     _check_param_names(space, params)
     values, why = base_params(space, base)
+    base_stages = values.get("n_stages", 0)  # before the space's and the sample's n_stages replace it
     for name, d in space.dims.items():
         if not d.searched:
             if name in FAMILIES:
@@ -257,7 +262,7 @@ def resolve(space: SearchSpace, params: dict[str, Any], base: TrainConfig) -> di
         for fam in FAMILIES:
             for k in family_indices(fam, n):
                 if param_name(fam, k) not in values:
-                    reason = why.get(fam, f"the base config has {values.get('n_stages', 0)} stages, not {n}")
+                    reason = why.get(fam, f"the base config has {base_stages} stages, not {n}")
                     raise ConfigError(
                         f"space `{space.name}` takes `{fam}` from the base config, but {reason}; name it in the space"
                     )
@@ -267,8 +272,13 @@ def resolve(space: SearchSpace, params: dict[str, Any], base: TrainConfig) -> di
     return values
 
 
-def params_to_config(space: SearchSpace, params: dict[str, Any], base: TrainConfig) -> TrainConfig:
-    """The full trainer config a trial runs: ``base`` with the space's params applied, validated."""
+def params_to_config(space: SearchSpace, params: dict[str, Any], base: TrainConfig,
+                     epochs: int | None = None) -> TrainConfig:  # fmt: skip
+    """The full trainer config a trial runs: ``base`` with the space's params applied, validated.
+
+    ``epochs`` (``sweep --epochs``; None: the base's): the config built over the base's own epochs is then
+    rescaled as ``train --epochs`` rescales a config file (stage ranges and TF epochs; stages left empty
+    dropped), so the params always apply to every stage of the base, however few epochs remain."""
     v = resolve(space, params, base)
     raw = base.to_dict()
     raw.update({k: v[k] for k in SCALARS if k in space.dims or k in params})
@@ -278,11 +288,18 @@ def params_to_config(space: SearchSpace, params: dict[str, Any], base: TrainConf
     raw[AUGMENT_KEY] = {**raw[AUGMENT_KEY], **aug}
     if any(k in space.dims for k in TF_PARAMS):
         raw.update(_tf_keys(v, base.optim.epochs))
+    if any(k in space.dims or k in params for k in INPLACE):
+        on = bool(v["inplace_balance"]) if "inplace_balance" in space.dims else True
+        raw["inplace_share"] = v["inplace_share"] if on else None
     seq_len = int(raw["seq_len"])
     raw["freerun_horizon"] = min(int(raw["freerun_horizon"]), seq_len)
     if space.searches_stages:
         raw[STAGE_KEY] = build_schedule(v, space.rules, base.optim.epochs, seq_len)
-    return config_from_dict(raw, f"space `{space.name}` sample")
+    cfg = config_from_dict(raw, f"space `{space.name}` sample")
+    if epochs is not None and epochs != cfg.optim.epochs:
+        cfg = cfg.with_epochs(epochs)
+        cfg.validate(f"space `{space.name}` sample over {epochs} epochs")
+    return cfg
 
 
 def config_to_params(space: SearchSpace, cfg: TrainConfig) -> dict[str, Any]:

@@ -279,6 +279,8 @@ def _lower(d: Dim) -> float:
 
 def _structure_problems(dims: dict[str, Dim], rules: Rules) -> list[str]:
     p: list[str] = []
+    if "inplace_balance" in dims and "inplace_share" not in dims:
+        p.append("`inplace_balance` sets `inplace_share`, so `inplace_share` must be given too")
     stage_named = [k for k in dims if k in STAGE_PARAMS and k != "n_stages"]
     if stage_named and "n_stages" not in dims:
         p.append(f"`{stage_named[0]}` shapes the stage schedule, so `n_stages` must be given too")

@@ -106,6 +106,7 @@ def tiny_overrides(**extra: object) -> dict:
         "epochs": 2,
         "tf_end_epoch": 2,
         "dropout": 0.0,
+        "eval_long_every": 0,  # long validation has its own tests (test_long_rollout.py); it adds seconds to each run
         **extra,
     }
 

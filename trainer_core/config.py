@@ -24,12 +24,13 @@ from trainer_core.split_spec import GroupSpec, SplitSpec
 # Loss terms by group, each weighted by its config key (see losses.py).
 LOSS_GROUPS: dict[str, tuple[str, ...]] = {
     "core": ("w_rot_geo", "w_rot_delta", "w_rot_ortho", "w_fk_pos", "w_rot_local", "w_root_vel"),
-    "aux": ("w_attn_reg", "w_rot_delta_root", "w_rot_log", "w_limb_geo", "w_contact", "w_phase"),
+    "aux": ("w_attn_reg", "w_rot_delta_root", "w_rot_log", "w_limb_geo", "w_contact", "w_phase", "w_foot_early"),
     "long": ("w_latent_consistency", "freerun_weight"),
 }
 WEIGHT_KEYS = tuple(k for keys in LOSS_GROUPS.values() for k in keys)
 DEPRECATED_KEYS = {"w_cond_yaw": "the cond-yaw loss was removed; the key is ignored"}
 TF_MODES = ("epoch_linear", "step_linear", "constant")
+TF_SHAPES = ("linear", "cosine", "exp", "sigmoid")  # the decay's shape between its two ends (schedules.tf_ratio)
 # Loss term name -> its weight key: ``w_fk_pos`` weighs ``fk_pos``, ``freerun_weight`` weighs ``freerun``.
 TERM_KEYS: dict[str, str] = {(k.removeprefix("w_") if k.startswith("w_") else "freerun"): k for k in WEIGHT_KEYS}
 ADAPTIVE_METHODS = ("none", "gradnorm", "uncertainty", "dwa")
@@ -261,10 +262,20 @@ class TFConfig:
     tf_end_epoch: int = 19
     tf_max: float = 1.0
     tf_min: float = 0.0
+    tf_shape: str = "linear"
+    """How the ratio falls from ``tf_max`` to ``tf_min``: ``linear``, ``cosine`` (half a cosine: slow at both
+    ends), ``exp`` (exponential: fast early) or ``sigmoid`` (inverse sigmoid, Bengio et al. 2015: slow, fast,
+    slow); see ``schedules.tf_ratio``."""
 
     def problems(self) -> list[str]:
         p: list[str] = []
         _check(p, self.tf_mode in TF_MODES, f"`tf_mode` is {self.tf_mode!r}, but must be one of {', '.join(TF_MODES)}")
+        _check(
+            p,
+            self.tf_shape in TF_SHAPES,
+            f"`tf_shape` is {self.tf_shape!r}, but must be one of {', '.join(TF_SHAPES)}"
+            + did_you_mean(str(self.tf_shape), TF_SHAPES),
+        )
         _in_range(p, self, "tf_min", 0.0, 1.0)
         _in_range(p, self, "tf_max", 0.0, 1.0)
         _check(p, self.tf_min <= self.tf_max, f"`tf_min` is {self.tf_min}, but must be <= `tf_max` ({self.tf_max})")
@@ -293,6 +304,8 @@ class LossWeights:
     w_limb_geo: float = 0.0
     w_contact: float = 0.02
     w_phase: float = 0.02
+    w_foot_early: float = 0.0
+    """The early foot term (``losses.foot_early_term``), applied only for epochs <= ``foot_early_epochs``."""
     w_latent_consistency: float = 0.03
     freerun_weight: float = 0.0
 
@@ -361,6 +374,15 @@ class FreeRunConfig:
     """Frames rolled out when evaluating ``FreeRun/*``; fixed so epochs and trials compare."""
     limb_geo_margin_deg: float = 5.0
     """Limb geodesic errors below this are free (the hinge of ``limb_geo``)."""
+    foot_early_epochs: int = 0
+    """``w_foot_early`` applies for epochs 1..this only (the guide allows an explicit foot constraint
+    early in training); 0: never."""
+    eval_long_every: int | None = None
+    """Epochs between long-rollout validations (``FreeRun/long/*``, ``train.long_eval``): None, every epoch
+    whose stage trains free run (``freerun_weight > 0``); N, every N-th epoch; 0, never. The last epoch always
+    validates (unless 0)."""
+    eval_long_seconds: float = 5.0
+    """Seconds each long-validation rollout runs, from every validation clip's second frame."""
 
     def problems(self, seq_len: int) -> list[str]:
         p: list[str] = []
@@ -371,6 +393,10 @@ class FreeRunConfig:
         )
         _in_range(p, self, "eval_freerun_horizon", 1, 1000)
         _in_range(p, self, "limb_geo_margin_deg", 0.0, 180.0)
+        _in_range(p, self, "foot_early_epochs", 0, 100_000)
+        if self.eval_long_every is not None:
+            _in_range(p, self, "eval_long_every", 0, 100_000)
+        _in_range(p, self, "eval_long_seconds", 0.0, 600.0, "(]")
         return p
 
 
@@ -451,7 +477,7 @@ STAGE_KEY = "freerun_stage_schedule"
 STAGE_TRAINER_KEYS = (*WEIGHT_KEYS, "freerun_horizon")
 _KEY_ORDER = (
     "data", "bundle_json", "out", "epochs", "batch", "lr", "seq_len",
-    "tf_mode", "tf_start_epoch", "tf_end_epoch", "tf_max", "tf_min",
+    "tf_mode", "tf_start_epoch", "tf_end_epoch", "tf_max", "tf_min", "tf_shape",
 )  # fmt: skip
 
 
@@ -511,6 +537,9 @@ class TrainConfig:
             ),
             stages=rescale_stages(self.stages, old, epochs),
         )
+        if self.freerun.foot_early_epochs > 0:  # an early term stays on for at least one epoch
+            early = max(1, round(self.freerun.foot_early_epochs * scale))
+            new.freerun = dataclasses.replace(self.freerun, foot_early_epochs=early)
         return new
 
 

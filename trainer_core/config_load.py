@@ -181,9 +181,10 @@ def config_from_dict(raw: Any, where: str = "config") -> TrainConfig:
     return cfg
 
 
-# A config whose run takes seconds: a small model, 4 short epochs, the default's 3-stage shape.
+# A config whose run takes seconds: a small model, 4 short epochs, the default's 3-stage shape, 2 s long validation.
 SMOKE_OVERRIDES: dict[str, Any] = {
     "hidden_dim": 64, "num_layers": 2, "batch": 8, "seq_len": 30, "steps_per_epoch": 8, "eval_freerun_horizon": 12,
+    "eval_long_seconds": 2.0,
 }  # fmt: skip
 SMOKE_EPOCHS = 4
 

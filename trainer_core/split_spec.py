@@ -17,6 +17,16 @@ from trainer_core.errors import ConfigError
 DEFAULT_GROUP_PATTERN = r"(?P<content>[^_]+)_(?P<style>[^_]+)_(?P<take>\d+)$"
 
 
+def _compile_pattern(pattern: Any, key: str) -> re.Pattern[str]:
+    """``key.pattern`` compiled; ConfigError naming the key when it is not a valid regular expression."""
+    if not isinstance(pattern, str):
+        raise ConfigError(f"`{key}.pattern` is {pattern!r}, but must be a regular expression string")
+    try:
+        return re.compile(pattern)
+    except re.error as e:
+        raise ConfigError(f"`{key}.pattern` {pattern!r} is not a valid regular expression ({e})") from None
+
+
 @dataclass(frozen=True)
 class SplitSpec:
     """A parsed ``val_split`` / ``test_split``: by hash, by a group field of the clip names, or by clip names."""
@@ -68,12 +78,7 @@ class SplitSpec:
             isinstance(fraction, (int, float)) and not isinstance(fraction, bool) and 0 < fraction < 1
         ):
             raise ConfigError(f"`{key}.fraction` is {fraction!r}, but must be in (0, 1)")
-        if not isinstance(pattern, str):
-            raise ConfigError(f"`{key}.pattern` is {pattern!r}, but must be a regular expression string")
-        try:
-            rx = re.compile(pattern)
-        except re.error as e:
-            raise ConfigError(f"`{key}.pattern` {pattern!r} is not a valid regular expression ({e})") from None
+        rx = _compile_pattern(pattern, key)
         if field_ not in rx.groupindex:
             names = ", ".join(rx.groupindex) or "none"
             raise ConfigError(f"`{key}.group` is {field_!r}, but the pattern's named groups are: {names}")
@@ -151,12 +156,7 @@ class GroupSpec:
         if unknown:
             raise ConfigError(f"`{key}` has unknown key(s) {', '.join(sorted(unknown))}; {form}")
         field_, sets, pattern = value.get("group"), value.get("sets"), value.get("pattern", DEFAULT_GROUP_PATTERN)
-        if not isinstance(pattern, str):
-            raise ConfigError(f"`{key}.pattern` is {pattern!r}, but must be a regular expression string")
-        try:
-            rx = re.compile(pattern)
-        except re.error as e:
-            raise ConfigError(f"`{key}.pattern` {pattern!r} is not a valid regular expression ({e})") from None
+        rx = _compile_pattern(pattern, key)
         if not isinstance(field_, str) or field_ not in rx.groupindex:
             names = ", ".join(rx.groupindex) or "none"
             raise ConfigError(f"`{key}.group` is {field_!r}, but must be a named group of the pattern: {names}")

@@ -86,7 +86,7 @@ def test_split_is_stable_and_holds_out_whole_long_clips(bundled):
     train, val = split_clips(bundled.clips, 0.2, 19)
     train2, val2 = split_clips(list(reversed(bundled.clips)), 0.2, 19)
     assert {c.name for c in val} == {c.name for c in val2}
-    assert len(val) == 21 and len(train) == 84 and all(c.n_frames >= 19 for c in val)
+    assert len(val) == 33 and len(train) == 132 and all(c.n_frames >= 19 for c in val)
     assert not {c.name for c in val} & {c.name for c in train}
 
 

@@ -68,6 +68,10 @@ def test_all_problems_are_reported_at_once():
         ("tf_max", -0.5, "`tf_max` is -0.5, but must be in [0, 1]"),
         ("seq_len", True, "`seq_len` is True, but must be int"),
         ("device", "tpu", "`device` is 'tpu'"),
+        ("eval_long_every", -1, "`eval_long_every` is -1, but must be in [0, 100000]"),
+        ("eval_long_every", 2.5, "`eval_long_every` is 2.5, but must be int"),
+        ("eval_long_seconds", 0, "`eval_long_seconds` is 0.0, but must be in (0, 600]"),
+        ("eval_long_seconds", 601, "`eval_long_seconds` is 601.0, but must be in (0, 600]"),
     ],
 )
 def test_bad_values(key, value, message):

@@ -14,11 +14,11 @@ from tests.trainer_core.test_cli import assert_one_line_error
 from trainer_core.data.bvh import euler_to_matrix, import_bvh
 from trainer_core.data.clip import load_npz, save_npz
 from trainer_core.data.datasets import bundled_dataset_dir, load_dataset, yaw_rate
-from trainer_core.data.device_data import build_split
+from trainer_core.data.device_data import build_split, held_index
 from trainer_core.data.skeleton import Skeleton
 from trainer_core.errors import ConfigError
 from trainer_core.generate.bvh_writer import EULER_ORDERS, matrix_to_euler, max_rotation_error, write_bvh
-from trainer_core.generate.control import Control, control_sequence, held_index, parse_control
+from trainer_core.generate.control import Control, control_sequence, parse_control
 from trainer_core.generate.inference import load_model
 
 START = bundled_dataset_dir() / "dataset-1_walk_normal_001.npz"

@@ -19,6 +19,43 @@ def test_smoke_sweep_runs_eight_trials_and_asha_stops_some_early(smoke_sweep):
     assert f"experiment: {exp}" in stdout and "best: trial" in stdout
 
 
+def test_every_report_carries_the_latest_long_validation(smoke_sweep):
+    """The smoke config validates long (``FreeRun/long``) on its free-run epochs, 2 to 4: every report holds the
+    latest values and the epoch they come from, so a scheduler on them finds them; before, NaN and epoch 0."""
+    from trainer_core.train.long_eval import EPOCH_KEY, METRICS
+
+    _, _, history, _ = smoke_sweep
+    assert set(METRICS) | {EPOCH_KEY} <= set(history.columns)
+    first, later = history[history["epoch"] == 1], history[history["epoch"] >= 2]
+    assert len(first) == 8 and len(later) > 0
+    assert (first[EPOCH_KEY] == 0).all() and first[list(METRICS)].isna().all().all()
+    assert (later[EPOCH_KEY] == later["epoch"]).all()
+    for k in ("FootSkateMS", "PoseDriftDeg", "CtrlSpeedErr", "StepHzErr"):
+        assert later[f"FreeRun/long/{k}"].notna().all() and (later[f"FreeRun/long/{k}"] >= 0).all(), k
+    assert (later["FreeRun/long/DivergedClips"] == 0).all()
+
+
+def test_a_report_carries_the_last_long_values_forward():
+    import dataclasses
+    import math
+
+    from trainer_core.config_load import smoke_config
+    from trainer_core.train.long_eval import EPOCH_KEY, METRICS
+    from trainer_core.train.loop import EpochResult
+    from tuner.search.trainable import long_report
+
+    cfg = smoke_config()
+    before = long_report(cfg, EpochResult(1, {}, None, False))
+    assert set(before) == {*METRICS, EPOCH_KEY} and before[EPOCH_KEY] == 0
+    assert all(math.isnan(before[k]) for k in METRICS)
+    carried = {**dict.fromkeys(METRICS, 1.5), "FreeRun/long/StepHz": None, EPOCH_KEY: 2}
+    later = long_report(cfg, EpochResult(3, {"GeoDeg": 1.0}, None, False, carried))
+    assert later[EPOCH_KEY] == 2 and later["FreeRun/long/FootSkateMS"] == 1.5
+    assert math.isnan(later["FreeRun/long/StepHz"])  # undefined: NaN, still reported
+    never = dataclasses.replace(cfg, freerun=dataclasses.replace(cfg.freerun, eval_long_every=0))
+    assert long_report(never, EpochResult(3, {}, None, False, carried)) == {}
+
+
 def test_the_first_trial_is_the_warm_start(smoke_sweep):
     _, trials, _, _ = smoke_sweep
     first = trials.sort_values("order").iloc[0]

@@ -100,6 +100,19 @@ def control_windows(
     return ctrl.to(traj.dtype), n == window
 
 
+def held_index(split: Split, starts: torch.Tensor, frames: int) -> torch.Tensor:
+    """Frame indices ``(frames, B)`` of the controls of rollouts from ``starts (B,)``: step ``h``'s own
+    (``start + h``) while its control window lies whole inside the start's clip, then the last whole one's, held."""
+    idx = torch.arange(split.n_frames, device=starts.device)
+    out = []
+    for s in starts.tolist():
+        inside = (idx >= split.clip_begin[s]) & (idx < split.clip_end[s])
+        whole = idx[inside & split.ctrl_full]
+        last = int(whole.max()) if len(whole) else int(split.clip_end[s]) - 1
+        out.append(torch.clamp(s + torch.arange(frames, device=starts.device), max=max(last, s)))
+    return torch.stack(out, dim=1)
+
+
 def control_window(traj: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
     """``control_windows`` of one clip's ``traj (T, 3)`` as arrays: the control ``(T, 3)``, whether whole ``(T,)``."""
     ctrl, full = control_windows(torch.from_numpy(traj), window)

@@ -120,7 +120,7 @@ def evaluate_checkpoint(
             ``eval_freerun_horizon``.
         device: ``auto``, ``cpu``, ``cuda[:N]``; None: the checkpoint config's.
         long_s: also roll out this many seconds from every clip and report ``long``, the
-            ``FreeRun/long`` metrics (``evaluate.long_rollout``); None: not.
+            ``FreeRun/long`` metrics (``train.long_eval``), overall and per motion group; None: not.
 
     Returns:
         A JSON-ready dict: ``checkpoint``, ``epoch``, ``horizon``, ``device``,
@@ -199,7 +199,8 @@ def evaluate_checkpoint(
         "clips": clips,
     }
     if long_s is not None:
-        result["long"] = checkpoint_long_metrics(model, norm, cfg, dataset.skeleton, split, long_s, dev)
+        result["long"] = checkpoint_long_metrics(model, norm, cfg, dataset.skeleton, split, long_s, dev,
+                                                 motion_groups(dataset.clips, cfg.data.motion_groups))
     return result
 
 

@@ -30,8 +30,8 @@ import torch
 
 from trainer_core.data.clip import Clip
 from trainer_core.data.skeleton import Skeleton
+from trainer_core.data.trajectory import clip_world
 from trainer_core.errors import DataError, raise_all
-from trainer_core.generate.trajectory import clip_world
 from trainer_core.io_utils import atomic_write_text
 
 _AXES = {"X": 0, "Y": 1, "Z": 2}

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
-from trainer_core.data.device_data import Split
+from trainer_core.data.device_data import Split, held_index
 from trainer_core.data.features import COND_LAYOUT, Normalizer
 from trainer_core.errors import ConfigError, raise_all
 
@@ -64,19 +64,6 @@ def parse_control(text: str) -> Control:
         problems.append(f"turn is {turn:g}, but must be in [-{MAX_TURN_DEG_S:g}, {MAX_TURN_DEG_S:g}] deg/s")
     raise_all(problems, ConfigError, f"--control {text!r}")
     return Control(speed, turn)
-
-
-def held_index(split: Split, starts: torch.Tensor, frames: int) -> torch.Tensor:
-    """Frame indices ``(frames, B)`` of the controls of rollouts from ``starts (B,)``: step ``h``'s own
-    (``start + h``) while its control window lies whole inside the start's clip, then the last whole one's, held."""
-    idx = torch.arange(split.n_frames, device=starts.device)
-    out = []
-    for s in starts.tolist():
-        inside = (idx >= split.clip_begin[s]) & (idx < split.clip_end[s])
-        whole = idx[inside & split.ctrl_full]
-        last = int(whole.max()) if len(whole) else int(split.clip_end[s]) - 1
-        out.append(torch.clamp(s + torch.arange(frames, device=starts.device), max=max(last, s)))
-    return torch.stack(out, dim=1)
 
 
 def control_sequence(control: Control, split: Split, start: int, frames: int, norm: Normalizer) -> torch.Tensor:

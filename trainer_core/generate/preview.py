@@ -32,8 +32,8 @@ from matplotlib.collections import LineCollection  # noqa: E402
 
 from trainer_core.data.clip import Clip  # noqa: E402
 from trainer_core.data.skeleton import Skeleton, side_of  # noqa: E402
+from trainer_core.data.trajectory import clip_world  # noqa: E402
 from trainer_core.errors import ConfigError  # noqa: E402
-from trainer_core.generate.trajectory import clip_world  # noqa: E402
 
 PANEL_INCHES = 3.2
 DPI = 60
@@ -119,16 +119,18 @@ class _Panel:
 def _writer(suffix: str, fps: float) -> animation.AbstractMovieWriter:
     if suffix == ".gif":
         return animation.PillowWriter(fps=fps)
-    if not animation.writers.is_available("ffmpeg"):
-        raise ConfigError("--out *.mp4 needs ffmpeg, which is not installed here; write a .gif instead")
     return animation.FFMpegWriter(fps=fps, codec="libx264", extra_args=["-pix_fmt", "yuv420p"])
 
 
 def check_preview_path(out: Path) -> str:
-    """The file type of ``out`` (``.gif`` or ``.mp4``); raise ``ConfigError`` for anything else."""
+    """The file type of ``out`` (``.gif`` or ``.mp4``, the latter only with ffmpeg installed); raise
+    ``ConfigError`` for anything else, before any figure or animation exists (one that is never saved makes
+    matplotlib warn)."""
     suffix = Path(out).suffix.lower()
     if suffix not in FORMATS:
         raise ConfigError(f"--out {out}: unknown preview type `{suffix}`; use .gif or .mp4")
+    if suffix == ".mp4" and not animation.writers.is_available("ffmpeg"):
+        raise ConfigError(f"--out {out}: an .mp4 needs ffmpeg, which is not installed here; write a .gif instead")
     return suffix
 
 

@@ -6,13 +6,16 @@ probability ``tf`` of ground truth, in two parallel passes (Mihaylova & Martins,
 2019): a gradient-free teacher-forced pass predicts every frame of the window,
 then the trained pass sees each input frame replaced by that prediction with
 probability ``1 - tf``. The free-run loss and the ``FreeRun/*`` metrics roll the
-model out for ``horizon`` frames from a ground-truth start.
+model out for ``horizon`` frames from a ground-truth start. ``autoregress`` rolls
+it out for as long as asked under a given control sequence: generation and the
+long rollouts of ``FreeRun/long``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -137,3 +140,49 @@ def free_run(model: MotionModel, rt: Runtime, split: Split, starts: torch.Tensor
         if h + 1 < horizon:
             x, R = next_features(rt, step), step.R
     return Rollout(steps, target, mask)
+
+
+@dataclass
+class RawRollout:
+    """``N`` predicted frames in physical units, fp32."""
+
+    R: torch.Tensor  # (N, J, 3, 3) local rotations (the hips relative to the heading frame)
+    traj: torch.Tensor  # (N, 3) root velocity [left, forward] m/s and yaw rate rad/s
+    contacts: torch.Tensor  # (N, 2) soft contacts [L, R]
+
+
+SMALL_BATCH = 16  # rollouts at once up to which one CPU thread is faster than several (no waiting on threads)
+
+
+@contextlib.contextmanager
+def cpu_threads(n: int) -> Iterator[None]:
+    """Run the block with ``n`` torch CPU threads, then restore the number."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+@torch.no_grad()
+def autoregress(
+    model: MotionModel, rt: Runtime, x0: torch.Tensor, R0: torch.Tensor, controls: torch.Tensor
+) -> RawRollout:
+    """Roll out ``len(controls)`` frames from features ``x0 (B, D)`` and rotations ``R0 (B, J, 3, 3)``.
+
+    ``controls (N, B, Dc)`` (normalized) drive the steps in turn. Returns frames stacked on
+    dim 1: ``R (B, N, J, 3, 3)``, ``traj (B, N, 3)``, ``contacts (B, N, 2)``.
+    """
+    mean, std = rt.norm.traj_stats()
+    x, R = x0, R0
+    Rs, trajs, contacts = [], [], []
+    small = x0.device.type == "cpu" and x0.shape[0] <= SMALL_BATCH
+    with cpu_threads(1) if small else contextlib.nullcontext():
+        for c in controls:
+            step = predict(model, rt, x, c, R)
+            Rs.append(step.R)
+            trajs.append(step.out.traj * std + mean)
+            contacts.append(torch.sigmoid(step.out.contact_logits))
+            x, R = next_features(rt, step), step.R
+    return RawRollout(torch.stack(Rs, 1), torch.stack(trajs, 1), torch.stack(contacts, 1))

@@ -4,6 +4,12 @@
 checkpoints, ``best_model.pt``, ``norm_template.json``, ``metrics/`` and
 ``summary.json``. ``on_epoch`` hands each epoch's metrics and checkpoint to a
 caller (the Ray Tune trainable reports them); this module never imports Ray.
+
+Long validation (``long_eval``): on the epochs ``long_due`` picks, the model
+also rolls out ``eval_long_seconds`` from every validation clip, and the
+``FreeRun/long/*`` values go into that epoch's metrics (and free-run metric
+files); the baselines are scored once per run. ``EpochResult.long`` carries the
+latest values to every later epoch.
 """
 
 from __future__ import annotations
@@ -11,18 +17,21 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from trainer_core.config import LOSS_GROUPS, TrainConfig
+from trainer_core.data.groups import motion_groups
 from trainer_core.errors import CheckpointError, ConfigError, DivergedError, did_you_mean
 from trainer_core.io_utils import atomic_write_json, json_safe
 from trainer_core.model.rollout import free_run, predict, scheduled_sampling_inputs
 from trainer_core.train import checkpoint as ckpt
 from trainer_core.train.adaptive import shared_layer
+from trainer_core.train.long_eval import EPOCH_KEY, latest_long, long_due, run_validation, summary_section
+from trainer_core.train.long_eval import PREFIX as LONG_PREFIX
 from trainer_core.train.losses import TERM_GROUP, TERMS, freerun_term, step_terms, weighted_total
 from trainer_core.train.metrics import baselines, evaluate, metric_names
 from trainer_core.train.metrics_io import FREERUN_PREFIX, MetricsWriter
@@ -50,6 +59,9 @@ class EpochResult:
     metrics: dict[str, Any]  # teacher, free-run and training values of this epoch
     checkpoint: Path | None  # the epoch checkpoint written, if any
     is_best: bool
+    # The latest ``FreeRun/long/*`` values (this epoch's, or carried from the last epoch that validated long)
+    # and ``FreeRun/long/epoch``, that epoch; empty before the first long validation.
+    long: dict[str, Any] = field(default_factory=dict)
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -60,14 +72,33 @@ def epoch_seed(seed: int, epoch: int) -> int:
 def epoch_batches(s: Setup, generator: torch.Generator) -> list[torch.Tensor]:
     """Window starts per optimizer step, ``(grad_accum_steps, batch)`` each: a shuffled pass over every
     start, or ``steps_per_epoch`` steps. The draw depends on ``batch * grad_accum_steps`` only, so
-    batch B with N micro-batches trains on exactly the windows of batch N*B."""
+    batch B with N micro-batches trains on exactly the windows of batch N*B.
+
+    With ``inplace_share`` p (``s.inplace`` marks the starts in in-place clips), step i holds
+    ``floor((i+1) p B) - floor(i p B)`` windows of in-place clips, first, and the rest from the other
+    clips: each step's share is p within one window, the epoch's exactly so to one window; each group is
+    drawn as its own shuffled passes. Without it the draw is the one above, window for window."""
     starts, micro, n_acc = s.train.window_starts, s.cfg.optim.batch, s.cfg.optim.grad_accum_steps
     batch = micro * n_acc
     steps = s.cfg.optim.steps_per_epoch or max(1, len(starts) // batch)
     need = steps * batch
-    order = torch.cat([torch.randperm(len(starts), device=starts.device, generator=generator)
-                       for _ in range(math.ceil(need / len(starts)))])  # fmt: skip
-    return list(starts[order[:need]].view(steps, n_acc, micro))
+    if s.inplace is None or s.cfg.data.inplace_share is None:
+        order = torch.cat([torch.randperm(len(starts), device=starts.device, generator=generator)
+                           for _ in range(math.ceil(need / len(starts)))])  # fmt: skip
+        return list(starts[order[:need]].view(steps, n_acc, micro))
+    share = s.cfg.data.inplace_share
+    done = [math.floor(round(i * share * batch, 9)) for i in range(steps + 1)]
+    counts = [b - a for a, b in zip(done, done[1:])]
+    drawn = []
+    for pool, n in ((starts[s.inplace], done[-1]), (starts[~s.inplace], need - done[-1])):
+        passes = [torch.randperm(len(pool), device=starts.device, generator=generator)
+                  for _ in range(math.ceil(n / len(pool)))]  # fmt: skip
+        drawn.append(pool[torch.cat(passes)[:n]] if passes else pool[:0])
+    rows, a, b = [], 0, 0
+    for k in counts:
+        rows.append(torch.cat([drawn[0][a : a + k], drawn[1][b : b + batch - k]]))
+        a, b = a + k, b + batch - k
+    return list(torch.stack(rows).view(steps, n_acc, micro))
 
 
 def train_step(
@@ -116,7 +147,7 @@ def accumulate(
     step = predict(s.model, s.rt, x_in, split.c[idx[:, :-1]], R_in)
     terms = step_terms(
         s.model, s.rt, s.kin, split, step, idx[:, :-1], idx[:, 1:], mask[:, 1:], plan.weights,
-        math.radians(s.cfg.freerun.limb_geo_margin_deg),
+        math.radians(s.cfg.freerun.limb_geo_margin_deg), R_prev=R_in,
     )  # fmt: skip
     H = plan.freerun_horizon
     if plan.weights.freerun_weight > 0 and H <= T:
@@ -226,7 +257,15 @@ def _progress_line(epoch: int, total: int, m: dict[str, Any], seconds: float) ->
     return (
         f"epoch {epoch:>3}/{total} {m['stage']:<16} tf {m['tf_ratio']:.2f} loss {m['loss/total']:.4f} | "
         f"GeoDeg {m['GeoDeg']:.3f} FreeRun/GeoDeg {m['FreeRun/GeoDeg']:.3f} | {seconds:.1f}s"
-    )
+    ) + _long_note(m)
+
+
+def _long_note(m: dict[str, Any]) -> str:
+    """`` | skate 1.02 stepErr 0.41`` when the epoch validated long (a metric may be None: ``-``)."""
+    if f"{LONG_PREFIX}FootSkateMS" not in m:
+        return ""
+    skate, step = m[f"{LONG_PREFIX}FootSkateMS"], m[f"{LONG_PREFIX}StepHzErr"]
+    return " | " + " ".join(f"{k} {'-' if v is None else f'{v:.2f}'}" for k, v in (("skate", skate), ("stepErr", step)))
 
 
 def fit(
@@ -254,6 +293,9 @@ def fit(
         raise ConfigError(
             f"`objective` is {objective!r}, but must be a metric the trainer writes{did_you_mean(objective, known)}"
         )
+    clips = {c.name: c for c in s.dataset.clips}
+    long_val = run_validation(cfg, s.val, s.dataset.skeleton, s.train.R,
+                              motion_groups([clips[n] for n in s.val.names], cfg.data.motion_groups))  # fmt: skip
 
     # Everything is checked: from here on files are written.
     out.mkdir(parents=True, exist_ok=True)
@@ -268,19 +310,31 @@ def fit(
         f"{sum(p.numel() for p in s.model.parameters()):,} parameters -> {out}"
     )
     t_run = time.perf_counter()
-    history = [{k: v for k, v in m.items() if k in base or k == "epoch"} for m in writer.read_epochs(start - 1)]
+    past = writer.read_epochs(start - 1)
+    history = [{k: v for k, v in m.items() if k in base or k == "epoch"} for m in past]
     last_metrics: dict[str, Any] = history[-1] if history else {}
+    long_last = latest_long(past) if long_val is not None else {}  # carried to every epoch's EpochResult
+    long_result: dict[str, Any] | None = None  # the last long validation of this process
     for epoch in range(start, cfg.optim.epochs + 1):
         t0 = time.perf_counter()
         train_stats = train_epoch(s, epoch)
         metrics = {**evaluate(s.model, s.rt, s.kin, s.val, cfg.freerun.eval_freerun_horizon), **train_stats}
+        finite = math.isfinite(train_stats["loss/total"])  # a diverged epoch's rollouts would only be NaN
+        if long_val is not None and finite and long_due(cfg, epoch, train_stats["freerun_weight"]):
+            long_result = long_val.metrics(s.model, s.rt)
+            metrics.update(long_result["model"])
+            long_last = {**long_result["model"], EPOCH_KEY: epoch}
         metrics["epoch"] = epoch
         metrics["seconds"] = time.perf_counter() - t0
         teacher = {k: v for k, v in metrics.items() if not k.startswith(FREERUN_PREFIX)}
         valfree = {k: v for k, v in metrics.items() if k.startswith(FREERUN_PREFIX)}
         writer.write_epoch(epoch, teacher, valfree)
         if not math.isfinite(train_stats["loss/total"]):
-            write_summary(out, s, metrics, base, history, best, best_epoch, "diverged", time.perf_counter() - t_run)
+            summary = write_summary(out, s, metrics, base, history, best, best_epoch, "diverged",
+                                    time.perf_counter() - t_run)  # fmt: skip
+            if long_val is not None:
+                summary["long"] = json_safe(summary_section(long_val, long_result, long_last))
+                atomic_write_json(out / SUMMARY_FILE, summary)
             raise DivergedError(epoch, f"training loss is {train_stats['loss/total']} (lr={cfg.optim.lr:g})")
         value = float(metrics.get(objective, math.nan))
         is_best = _better(value, best, mode)
@@ -291,10 +345,13 @@ def fit(
         last_metrics = metrics
         log(_progress_line(epoch, cfg.optim.epochs, metrics, metrics["seconds"]))
         if on_epoch is not None:
-            on_epoch(EpochResult(epoch, metrics, path, is_best))
+            on_epoch(EpochResult(epoch, metrics, path, is_best, dict(long_last)))
     summary = write_summary(
         out, s, last_metrics, base, history, best, best_epoch, "finished", time.perf_counter() - t_run
     )
+    if long_val is not None:
+        summary["long"] = json_safe(summary_section(long_val, long_result, long_last))
+        atomic_write_json(out / SUMMARY_FILE, summary)
     if cfg.data.motion_groups is not None and best_epoch is not None:
         best_m, _ = best_model(s, out)
         summary["groups"] = {"val": group_metrics(s, best_m, s.val.names)}

@@ -20,6 +20,8 @@ rot_log                 aux   ``||log Δ_pred - log Δ_true||`` in the SO(3) tan
 limb_geo                aux   hinge ``max(0, geodesic - margin)`` on arm and leg joints
 contact                 aux   KL divergence of predicted from soft foot contacts
 phase                   aux   squared error of the soft gait phase (cos, sin) and log period
+foot_early              aux   ground speed (m/s) of the predicted feet where the true foot is in contact
+                              (``foot_early_term``); only for epochs <= ``foot_early_epochs``
 latent_consistency      long  MotionEncoder features of the predicted vs the true next frame
 freerun                 long  pose + trajectory error over a ``freerun_horizon`` rollout
 ======================= ===== =====================================================
@@ -35,7 +37,7 @@ import torch.nn.functional as F
 
 from trainer_core.config import LOSS_GROUPS, LossWeights
 from trainer_core.data.device_data import Split
-from trainer_core.data.skeleton import Skeleton
+from trainer_core.data.skeleton import Skeleton, find_feet
 from trainer_core.geometry import depth_levels, forward_kinematics, geodesic_angle, rot6d_ortho_penalty, so3_log
 from trainer_core.model.model import MotionModel
 from trainer_core.model.rollout import Rollout, Runtime, Step, next_features, phase_vector
@@ -56,18 +58,22 @@ class Kinematics:
     levels: list[list[int]]
     limbs: torch.Tensor  # long indices of arm and leg joints
     groups: dict[str, torch.Tensor]  # torso/arms/legs -> long indices
+    feet: tuple[torch.Tensor, ...] = ()  # long indices of the foot joints, left then right; () if not found
 
     @classmethod
     def create(cls, skeleton: Skeleton, device: torch.device) -> Kinematics:
         def idx(ix: list[int]) -> torch.Tensor:
             return torch.tensor(ix, dtype=torch.long, device=device)
 
+        found = skeleton.feet or find_feet(list(skeleton.bones), list(skeleton.parents))
+        sides = [[skeleton.index(n) for n in found.get(side, ()) if n in skeleton.bones] for side in ("L", "R")]
         return cls(
             offsets=torch.from_numpy(skeleton.offsets).to(device),
             parents=skeleton.parents,
             levels=depth_levels(skeleton.parents),
             limbs=idx(skeleton.limb_indices()),
             groups={g: idx(skeleton.group_indices(g)) for g in skeleton.groups if skeleton.group_indices(g)},
+            feet=tuple(idx(ix) for ix in sides) if all(sides) else (),
         )
 
     def fk(self, R: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -90,8 +96,13 @@ def step_terms(
     mask: torch.Tensor,
     weights: LossWeights,
     limb_margin_rad: float,
+    R_prev: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Every term but ``freerun`` for predictions ``step`` of frames ``target_idx`` from frames ``prev_idx``."""
+    """Every term but ``freerun`` for predictions ``step`` of frames ``target_idx`` from frames ``prev_idx``.
+
+    ``R_prev`` are the input rotations the model stepped from (scheduled sampling may have replaced some
+    ground-truth frames by predictions); None: the ground truth of ``prev_idx``. Only ``foot_early`` reads them.
+    """
     R_true = split.R[target_idx]
     delta_true = split.R[prev_idx].transpose(-1, -2) @ R_true
     geo_local = geodesic_angle(step.R, R_true)  # (B, T, J)
@@ -127,7 +138,54 @@ def step_terms(
         result["latent_consistency"] = masked_mean((z_pred.float() - z_true.float()).square().mean(-1), mask)
     else:
         result["latent_consistency"] = torch.zeros((), device=mask.device)
+    if weights.w_foot_early > 0:  # 0 past foot_early_epochs (schedules.plan_epoch): no cost then
+        if R_prev is None:
+            pos_prev = split.pos[prev_idx]
+        else:
+            with torch.no_grad():
+                pos_prev = kin.fk(R_prev)[1]
+        mean, std = rt.norm.traj_stats()
+        traj = step.out.traj * std + mean
+        result["foot_early"] = foot_early_term(kin, rt.fps, pos_pred, pos_prev, traj, contact_true, mask)
+    else:
+        result["foot_early"] = torch.zeros((), device=mask.device)
     return result
+
+
+def foot_early_term(
+    kin: Kinematics,
+    fps: float,
+    pos: torch.Tensor,
+    pos_prev: torch.Tensor,
+    traj: torch.Tensor,
+    contacts: torch.Tensor,
+    mask: torch.Tensor,
+) -> torch.Tensor:
+    """Foot sliding of the predicted step: the ground speed (m/s) of the foot joints from the input frame to
+    the predicted one, weighted by the true soft contact of that side and divided by the contacts' sum.
+
+    In the world, not the root frame: a planted foot stays put while the body walks over it, so its speed
+    relative to the root is the walking speed. The displacement, in the predicted frame's heading frame
+    (``generate.trajectory``'s conventions: +Y up, [left, forward] on x and z), is
+    ``pos + v / fps - Yaw(-yaw_rate / fps) pos_prev``: the root moves by the predicted root velocity ``v``
+    and turns by the predicted yaw rate, ``pos_prev`` being the input frame's joints in its own heading frame.
+    ``pos``/``pos_prev (..., J, 3)`` heading-frame FK positions (metres), ``traj (..., 3)`` the predicted
+    [root velocity (2) m/s, yaw rate rad/s], ``contacts (..., 2)`` true [left, right], ``mask (...)`` valid steps.
+    """
+    turn = traj[..., 2] / fps
+    cos, sin = turn.cos()[..., None], turn.sin()[..., None]
+    total = torch.zeros((), device=pos.device)
+    weight = torch.zeros((), device=pos.device)
+    for side, feet in enumerate(kin.feet):
+        p1, p0 = pos[..., feet, :], pos_prev[..., feet, :]  # (..., F, 3)
+        x0, z0 = p0[..., 0], p0[..., 2]
+        dx = p1[..., 0] - (cos * x0 - sin * z0) + traj[..., :1] / fps
+        dz = p1[..., 2] - (sin * x0 + cos * z0) + traj[..., 1:2] / fps
+        speed = (dx.square() + dz.square() + 1e-12).sqrt().mean(-1) * fps  # (...)
+        w = contacts[..., side] * mask.to(contacts.dtype)
+        total = total + (w * speed).sum()
+        weight = weight + w.sum()
+    return total / weight.clamp_min(1e-6)
 
 
 def _entropy(p: torch.Tensor) -> torch.Tensor:

@@ -15,18 +15,22 @@ import torch
 
 from trainer_core.config import TrainConfig
 from trainer_core.data.augment import Augmenter
+from trainer_core.data.clip import Clip
 from trainer_core.data.datasets import Dataset, load_dataset
 from trainer_core.data.device_data import Split, build_split, fit_normalizer
 from trainer_core.data.features import COND_LAYOUT, Normalizer, frame_layout
+from trainer_core.data.groups import motion_groups
 from trainer_core.data.splits import check_same_fps, split_for
 from trainer_core.device import resolve_device
-from trainer_core.errors import CheckpointError
+from trainer_core.errors import CheckpointError, ConfigError, DataError
 from trainer_core.model.model import Arch, MotionModel
 from trainer_core.model.rollout import Runtime
+from trainer_core.split_spec import IN_PLACE
 from trainer_core.train.adaptive import AdaptiveLoss
 from trainer_core.train.build import build_model, build_runtime
 from trainer_core.train.losses import Kinematics
 from trainer_core.train.pretrain import load_encoder
+from trainer_core.train.schedules import plan_epoch
 
 
 @dataclass
@@ -48,6 +52,7 @@ class Setup:
     val_baselines: dict[str, dict[str, float]] | None = None  # baseline name -> its validation metrics
     aug: Augmenter | None = None  # the config's augmentation; None: off
     adaptive: AdaptiveLoss | None = None  # the adaptive loss weights (method "none": all 1)
+    inplace: torch.Tensor | None = None  # (S,) bool: train.window_starts in in-place clips; only with inplace_share
 
 
 def arch_for(cfg: TrainConfig, n_joints: int) -> Arch:
@@ -60,6 +65,34 @@ def arch_for(cfg: TrainConfig, n_joints: int) -> Arch:
         dropout=cfg.model.dropout,
         phase_bins=cfg.model.phase_bins,
     )
+
+
+def inplace_windows(cfg: TrainConfig, clips: list[Clip], train: Split) -> torch.Tensor | None:
+    """Which of ``train``'s window starts (built from ``clips``, in order) lie in ``in-place`` clips, for
+    ``inplace_share``; None without it. Refused before training when the share cannot be drawn."""
+    share = cfg.data.inplace_share
+    if share is None:
+        return None
+    if cfg.data.motion_groups is None:
+        raise ConfigError(f"`inplace_share` is {share}, but `motion_groups` is null; set it (e.g. \"speed\") "
+                          "so clips are grouped, or remove `inplace_share`")  # fmt: skip
+    groups = motion_groups(clips, cfg.data.motion_groups)
+    lengths = torch.tensor([c.n_frames for c in clips], dtype=torch.long)
+    begins = (torch.cumsum(lengths, 0) - lengths)[torch.tensor([groups[c.name] == IN_PLACE for c in clips])]
+    inplace = torch.isin(train.clip_begin[train.window_starts], begins.to(train.clip_begin.device))
+    if not bool(inplace.any()):
+        raise DataError(f"`inplace_share` is {share}, but no training clip is in the `{IN_PLACE}` group of "
+                        "`motion_groups`; remove `inplace_share` or group the clips so some are in place")  # fmt: skip
+    if bool(inplace.all()):
+        raise DataError(f"`inplace_share` is {share}, but every training clip is in the `{IN_PLACE}` group; "
+                        "remove `inplace_share`")  # fmt: skip
+    return inplace
+
+
+def _foot_term_used(cfg: TrainConfig) -> bool:
+    """Does some epoch train with the early foot term (``w_foot_early`` above 0 within ``foot_early_epochs``)?"""
+    last = min(cfg.freerun.foot_early_epochs, cfg.optim.epochs)
+    return any(plan_epoch(cfg, e).weights.w_foot_early > 0 for e in range(1, last + 1))
 
 
 def setup(cfg: TrainConfig, state: dict[str, Any] | None = None) -> Setup:
@@ -88,6 +121,7 @@ def setup(cfg: TrainConfig, state: dict[str, Any] | None = None) -> Setup:
     else:
         norm = fit_normalizer(train_clips, dataset.skeleton.n_joints, cfg.data.cond_window_s)
     train = build_split(train_clips, dataset.skeleton, norm, cfg.optim.seq_len, cfg.data.cond_window_s, device)
+    inplace = inplace_windows(cfg, train_clips, train)
     aug = Augmenter.create(cfg.aug, dataset.skeleton, train, norm, cfg.data.cond_window_s)  # a bad mirror fails here
     val = build_split(val_clips, dataset.skeleton, norm, cfg.optim.seq_len, cfg.data.cond_window_s, device)
     test = None
@@ -110,6 +144,12 @@ def setup(cfg: TrainConfig, state: dict[str, Any] | None = None) -> Setup:
         if state.get("adaptive_state_dict") is not None:
             adaptive.load_state_dict(state["adaptive_state_dict"])
     kin, rt = build_runtime(cfg, dataset.skeleton, norm, fps, device)
+    if not kin.feet and _foot_term_used(cfg):
+        raise DataError(
+            f"`w_foot_early` is on for the first {cfg.freerun.foot_early_epochs} epoch(s), but the skeleton's "
+            "left and right feet are not known; name them in FullHierarchy.json `feet` or set `w_foot_early` to 0"
+        )
     return Setup(
-        cfg, device, dataset, norm, train, val, kin, rt, model, opt, test, splits.held_out, aug=aug, adaptive=adaptive
-    )
+        cfg, device, dataset, norm, train, val, kin, rt, model, opt, test, splits.held_out,
+        aug=aug, adaptive=adaptive, inplace=inplace,
+    )  # fmt: skip

@@ -112,7 +112,8 @@ def _trainable(meta: ExperimentMeta):  # noqa: ANN202
 
     from tuner.search.trainable import train_trial
 
-    fn = tune.with_parameters(train_trial, base=meta.base_config, space=meta.space, metric=meta.metric, mode=meta.mode)
+    fn = tune.with_parameters(train_trial, base=meta.base_config, space=meta.space, metric=meta.metric, mode=meta.mode,
+                              epochs=meta.epochs)  # fmt: skip
     return tune.with_resources(fn, dict(meta.resources))
 
 

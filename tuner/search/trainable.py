@@ -7,6 +7,14 @@ built once, here, and unknown params raise. Each epoch is reported with
 ``tune.get_checkpoint()``. A trial whose loss turns NaN/inf stops itself and
 reports ``diverged=1`` with the reason; the sweep goes on.
 
+Long validation. ``fit`` computes the ``FreeRun/long/*`` metrics only on some
+epochs (``eval_long_every``); every report carries the most recent values
+(``EpochResult.long``, carried forward, resumed trials included) and
+``FreeRun/long/epoch``, the epoch they come from, so a scheduler or searcher on
+a long metric finds it in every result, as Tune requires. Before the first long
+validation they are NaN and ``FreeRun/long/epoch`` is 0; with ``eval_long_every``
+0 no report holds them.
+
 Where checkpoints live. The trial's working directory is synced to storage as
 artifacts (``SyncConfig(sync_artifacts=True)``), and that sync copies new files
 but never deletes: every epoch checkpoint the trainer once wrote there would
@@ -43,6 +51,7 @@ from trainer_core.config import TrainConfig
 from trainer_core.config_load import config_from_dict
 from trainer_core.errors import DivergedError
 from trainer_core.train import checkpoint as ckpt
+from trainer_core.train.long_eval import EPOCH_KEY, METRICS
 from trainer_core.train.loop import EpochResult, fit
 
 RUN_DIR = "run"  # the trainer's own output inside each trial's directory
@@ -122,13 +131,25 @@ def _scalar_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in metrics.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)}
 
 
-def train_trial(config: dict[str, Any], *, base: dict[str, Any], space: dict[str, Any], metric: str, mode: str) -> None:
-    """One search trial. ``config``: the sampled params; ``base``: flat base config; ``space``: the space file."""
+def long_report(cfg: TrainConfig, result: EpochResult) -> dict[str, Any]:
+    """The ``FreeRun/long/*`` values every report of a run that validates long carries: the latest (this
+    epoch's or carried from the last that computed them), NaN where none yet or undefined, and
+    ``FreeRun/long/epoch`` (0: none yet). Empty with ``eval_long_every`` 0."""
+    if cfg.freerun.eval_long_every == 0:
+        return {}
+    latest = {k: (math.nan if v is None else v) for k, v in result.long.items()}
+    return {**dict.fromkeys(METRICS, math.nan), EPOCH_KEY: 0, **latest}
+
+
+def train_trial(config: dict[str, Any], *, base: dict[str, Any], space: dict[str, Any], metric: str, mode: str,
+                epochs: int | None = None) -> None:  # fmt: skip
+    """One search trial. ``config``: the sampled params; ``base``: flat base config; ``space``: the space file;
+    ``epochs``: the sweep's (``--epochs``: the config is rescaled to it after the params apply; None: the base's)."""
     search_space = space_from_dict(space, "experiment space")
 
     def build(trial_keys: dict[str, Any]) -> TrainConfig:
         base_cfg = config_from_dict({**base, **trial_keys}, "experiment base config")
-        return params_to_config(search_space, dict(config), base_cfg)  # unknown params raise here
+        return params_to_config(search_space, dict(config), base_cfg, epochs)  # unknown params raise here
 
     run_trial(build, metric, mode)
 
@@ -183,8 +204,8 @@ def run_trial(
     scratch = checkpoint_scratch()
 
     def report(result: EpochResult, extra: dict[str, Any] | None = None) -> None:
-        metrics = {**_scalar_metrics(result.metrics), **(extra or {}), **where, "diverged": 0,
-                   "report_time": time.time()}  # fmt: skip
+        metrics = {**_scalar_metrics(result.metrics), **long_report(cfg, result), **(extra or {}), **where,
+                   "diverged": 0, "report_time": time.time()}  # fmt: skip
         if result.checkpoint is None:
             tune.report(metrics)
             return
