@@ -5,6 +5,21 @@ from __future__ import annotations
 
 import pytest
 
+from trainer_core.data.skeleton import Skeleton
+
+
+def without_toes(sk: Skeleton) -> tuple[Skeleton, list[int]]:
+    """Another skeleton: ``sk`` without its toe joints, and the indices of the joints it keeps."""
+    keep = [j for j, b in enumerate(sk.bones) if not b.startswith("Toes")]
+    remap = {j: k for k, j in enumerate(keep)}
+    other = Skeleton(
+        bones=tuple(sk.bones[j] for j in keep),
+        parents=tuple(-1 if sk.parents[j] < 0 else remap[sk.parents[j]] for j in keep),
+        offsets=sk.offsets[keep],
+        feet={"L": ("Foot_L",), "R": ("Foot_R",)},
+    )
+    return other, keep
+
 # Small but trained: it follows the turn command's direction over its first second (see test_generate).
 GENERATION_OVERRIDES = {
     "epochs": 10,

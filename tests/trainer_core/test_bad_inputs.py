@@ -23,6 +23,7 @@ import pytest
 import torch
 
 from tests.conftest import MOCAP_DIR, run_cli, tiny_overrides
+from tests.trainer_core.conftest import without_toes
 from trainer_core.config_load import config_from_dict, load_config
 from trainer_core.data.clip import ARRAY_KEYS, load_npz
 from trainer_core.data.datasets import bundled_dataset_dir
@@ -44,15 +45,7 @@ def _skeleton_files(folder: Path) -> Path:
 
 def _other_skeleton(folder: Path) -> Path:
     """The bundled skeleton without its toes: another skeleton (the same as ``test_generate``'s)."""
-    sk = Skeleton.from_files(BUNDLED)
-    keep = [j for j, b in enumerate(sk.bones) if not b.startswith("Toes")]
-    remap = {j: k for k, j in enumerate(keep)}
-    other = Skeleton(
-        bones=tuple(sk.bones[j] for j in keep),
-        parents=tuple(-1 if sk.parents[j] < 0 else remap[sk.parents[j]] for j in keep),
-        offsets=sk.offsets[keep],
-        feet={"L": ("Foot_L",), "R": ("Foot_R",)},
-    )
+    other, _ = without_toes(Skeleton.from_files(BUNDLED))
     folder.mkdir(parents=True)
     other.to_files(folder)
     return folder

@@ -10,12 +10,12 @@ import pytest
 import torch
 
 from tests.conftest import MOCAP_DIR, run_cli
+from tests.trainer_core.conftest import without_toes
 from tests.trainer_core.test_cli import assert_one_line_error
 from trainer_core.data.bvh import euler_to_matrix, import_bvh
 from trainer_core.data.clip import load_npz, save_npz
 from trainer_core.data.datasets import bundled_dataset_dir, load_dataset, yaw_rate
 from trainer_core.data.device_data import build_split, held_index
-from trainer_core.data.skeleton import Skeleton
 from trainer_core.errors import ConfigError
 from trainer_core.generate.bvh_writer import EULER_ORDERS, matrix_to_euler, max_rotation_error, write_bvh
 from trainer_core.generate.control import Control, control_sequence, parse_control
@@ -164,15 +164,7 @@ def _no_files(folder):
 
 def test_start_clip_of_another_skeleton(generation_run, tmp_path):
     dataset = load_dataset(None)
-    sk = dataset.skeleton
-    keep = [j for j, b in enumerate(sk.bones) if not b.startswith("Toes")]  # a skeleton without toes
-    remap = {j: k for k, j in enumerate(keep)}
-    other = Skeleton(
-        bones=tuple(sk.bones[j] for j in keep),
-        parents=tuple(-1 if sk.parents[j] < 0 else remap[sk.parents[j]] for j in keep),
-        offsets=sk.offsets[keep],
-        feet={"L": ("Foot_L",), "R": ("Foot_R",)},
-    )
+    other, keep = without_toes(dataset.skeleton)
     folder = tmp_path / "other"
     folder.mkdir()
     other.to_files(folder)
