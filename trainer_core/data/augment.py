@@ -196,7 +196,7 @@ def resample(
         idx = starts[:, None] + torch.arange(T + 1, device=starts.device)
         valid = idx < end[:, None]
         a = torch.minimum(idx, end[:, None] - 1)
-        parts = {k: v[a] for k, v in _sources(split, norm).items()}
+        parts = _sources(split, norm, a)
         parts["R"] = split.R[a]
         parts["traj"] = split.traj_raw[a]
         parts["ctrl"] = split.ctrl_raw[a]
@@ -215,7 +215,8 @@ def resample(
     traj = _lerp(split.traj_raw, a, b, u) * s  # (B, N, 3): only the root trajectory runs past the window
     ctrl, ctrl_full = control_windows(traj, ctrl_window, inside.sum(1))
     a, b, u, n = a[:, : T + 1], b[:, : T + 1], u[:, : T + 1], T + 1
-    parts = {k: _lerp(v, a, b, u) for k, v in _sources(split, norm).items()}
+    at_a, at_b = _sources(split, norm, a), _sources(split, norm, b)
+    parts = {k: _mix(at_a[k], at_b[k], u) for k in at_a}
     Ra, Rb = split.R[a], split.R[b]
     step = so3_log(Ra.transpose(-1, -2) @ Rb, near_pi=False)  # (B, T+1, J, 3)
     parts["R"] = Ra @ so3_exp(u[..., None, None] * step)
@@ -230,19 +231,25 @@ def resample(
 
 def _lerp(v: torch.Tensor, a: torch.Tensor, b: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     """``v[a] + u (v[b] - v[a])`` for frame indices ``a, b (B, N)`` and weights ``u (B, N)``: ``(B, N, ...)``."""
-    va = v[a]
-    return va + u.view(*u.shape, *([1] * (va.dim() - 2))) * (v[b] - va)
+    return _mix(v[a], v[b], u)
 
 
-def _sources(split: Split, norm: Normalizer) -> dict[str, torch.Tensor]:
-    """Per-frame raw parts ``(F, ...)`` of the window's frames that are interpolated linearly."""
+def _mix(va: torch.Tensor, vb: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """``va + u (vb - va)`` for gathered frames ``va, vb (B, N, ...)`` and weights ``u (B, N)``."""
+    return va + u.view(*u.shape, *([1] * (va.dim() - 2))) * (vb - va)
+
+
+def _sources(split: Split, norm: Normalizer, idx: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Raw parts ``(*idx.shape, ...)`` of the frames ``idx`` that are interpolated linearly. The frames are
+    gathered before the angular velocity is read back from the normalized features, so a batch costs its own
+    frames, not the split's (which grows with the dataset)."""
     s = norm.layout.slices()["angvel"]
-    angvel = split.x[:, s] * norm.x_std[s] + norm.x_mean[s]
+    angvel = split.x[:, s][idx] * norm.x_std[s] + norm.x_mean[s]
     return {
-        "angvel": angvel.view(split.n_frames, -1, 3),
-        "contacts": split.contacts,
-        "phase": split.phase,
-        "log_period": split.log_period,
+        "angvel": angvel.view(*idx.shape, -1, 3),
+        "contacts": split.contacts[idx],
+        "phase": split.phase[idx],
+        "log_period": split.log_period[idx],
     }
 
 

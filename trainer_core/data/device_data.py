@@ -59,6 +59,56 @@ class Split:
         return int(self.x.shape[0])
 
 
+# The per-epoch validation (``train.metrics.evaluate``) predicts every validation frame at once: its predicted
+# rotations, the gathered targets and the geodesic and angular-velocity terms. Measured on the CPU (the peak above
+# the process's memory before it): about 6 kB per validation frame of the 21-joint bundled skeleton.
+EVAL_BYTES_PER_FRAME_JOINT = 300
+# Beside the data: the model and its optimizer state (the packaged model: 16 MB), a training step's activations
+# and the CUDA allocator's slack.
+DEVICE_RESERVE_BYTES = 1 << 30
+
+
+def split_bytes(frames: int, n_joints: int) -> int:
+    """Bytes a ``Split`` of ``frames`` frames of ``n_joints`` joints holds on its device: ``build_split``'s
+    tensors, with at most one window start per frame (2,645 bytes a frame for the 21-joint bundled skeleton)."""
+    J = n_joints
+    float32 = (
+        frame_layout(J).dim  # x
+        + COND_LAYOUT.dim  # c
+        + 9 * J * 2  # R, Rg
+        + 3 * J  # pos
+        + 3 + 3 + 2 + 2 + 1 + 3  # traj, traj_raw, contacts, phase, log_period, ctrl_raw
+    )  # fmt: skip
+    int64 = 3  # clip_end, clip_begin, window_starts
+    return frames * (4 * float32 + 8 * int64 + 1)  # + ctrl_full (bool)
+
+
+def device_bytes(frames: dict[str, int], n_joints: int) -> int:
+    """Device memory a run needs for its splits (``frames``: split name -> frames; ``val`` is validated every
+    epoch), beside ``DEVICE_RESERVE_BYTES``: the splits' tensors and the validation's working set."""
+    data = sum(split_bytes(n, n_joints) for n in frames.values())
+    return data + frames.get("val", 0) * EVAL_BYTES_PER_FRAME_JOINT * n_joints
+
+
+def check_fits_device(where: str, frames: dict[str, int], n_joints: int, free: int, device: str) -> None:
+    """Raise ``DataError`` before anything is built when the splits (``frames``: split name -> frames) of the
+    dataset ``where`` need more than the ``free`` bytes of ``device`` (``torch.cuda.mem_get_info`` on CUDA), less
+    ``DEVICE_RESERVE_BYTES``. A caller passes ``free``, so the check runs, and is tested, without a GPU."""
+    need = device_bytes(frames, n_joints)
+    room = free - DEVICE_RESERVE_BYTES
+    if need <= room:
+        return
+    total = sum(frames.values())
+    per_frame = need / max(1, total)
+    fit = max(0, int(room // per_frame))
+    split = "/".join(f"{n:,}" for n in frames.values())
+    raise DataError(
+        f"{where}: its {total:,} frames ({split} {'/'.join(frames)}) need about {need / 1e9:.3g} GB on {device}, "
+        f"but {free / 1e9:.3g} GB is free ({DEVICE_RESERVE_BYTES / 1e9:.2g} GB of it kept for the model): train on "
+        f"a smaller --data (about {fit:,} frames fit) or on the CPU (--device cpu)"
+    )
+
+
 def clip_fps(clips: list[Clip]) -> float:
     rates = {round(c.fps, 3) for c in clips}
     if len(rates) != 1:
@@ -103,12 +153,11 @@ def control_windows(
 def held_index(split: Split, starts: torch.Tensor, frames: int) -> torch.Tensor:
     """Frame indices ``(frames, B)`` of the controls of rollouts from ``starts (B,)``: step ``h``'s own
     (``start + h``) while its control window lies whole inside the start's clip, then the last whole one's, held."""
-    idx = torch.arange(split.n_frames, device=starts.device)
     out = []
-    for s in starts.tolist():
-        inside = (idx >= split.clip_begin[s]) & (idx < split.clip_end[s])
-        whole = idx[inside & split.ctrl_full]
-        last = int(whole.max()) if len(whole) else int(split.clip_end[s]) - 1
+    begins, ends = split.clip_begin[starts].tolist(), split.clip_end[starts].tolist()
+    for s, begin, end in zip(starts.tolist(), begins, ends):
+        whole = split.ctrl_full[begin:end].nonzero()  # the start's clip only: linear in the split's frames
+        last = begin + int(whole.max()) if len(whole) else end - 1
         out.append(torch.clamp(s + torch.arange(frames, device=starts.device), max=max(last, s)))
     return torch.stack(out, dim=1)
 

@@ -26,7 +26,11 @@ frame's lowest joint on the floor):
   nearest training pose: the mean geodesic angle over joints (degrees) to the
   training frame closest in chordal distance (``sum_j |R_j - R'_j|_F^2``, one
   matrix product), over every ``DRIFT_STRIDE``-th frame. A model that wanders
-  into poses no one made drifts far.
+  into poses no one made drifts far. The reference is every training frame up to
+  ``NEAREST_MAX_POSES``; a larger training split gives that many frames evenly
+  spaced over it (``reference_poses``), so the search costs what it does at that
+  size, not the product of the validation and training frames (at 30 times the
+  bundled data, minutes of CPU per validation and gigabytes per chunk).
 - ``FreeRun/long/CtrlSpeedErr`` (m/s) and ``FreeRun/long/CtrlYawErr`` (deg/s):
   does the root do what it is told? Step ``h`` (input frame ``h``, target ``h+1``
   of the rollout, frame 0 the real start) is fed the control of frame
@@ -107,6 +111,7 @@ WHO = ("model", "copy-last-frame", "truth")
 BONE_TOL_M = 1e-3
 DRIFT_STRIDE = 3  # frames (0.1 s at 30 fps) between the frames whose nearest training pose is searched
 NEAREST_CHUNK = 1024  # rolled-out frames per nearest-pose matrix product
+NEAREST_MAX_POSES = 65_536  # training poses the nearest-pose search compares with (about 3 bundled sets)
 STEP_HYSTERESIS_M = 0.05  # a reversal of the feet's separation counts once it moves back this far
 ROLLOUT_CHUNK = 256  # clips per autoregress call
 
@@ -153,6 +158,15 @@ def pose_drift(R: torch.Tensor, train_R: torch.Tensor) -> torch.Tensor:
         drift = geodesic_angle(chunk.double(), nearest.double()).mean(-1)
         out.append(torch.where(finite, drift, torch.full_like(drift, math.nan)))
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)
+
+
+def reference_poses(train_R: torch.Tensor, most: int = NEAREST_MAX_POSES) -> torch.Tensor:
+    """The nearest-pose search's reference: ``train_R (F, J, 3, 3)`` itself up to ``most`` frames, else ``most``
+    frames evenly spaced over it, the first and the last included (at 30 fps neighbouring frames differ little)."""
+    n = train_R.shape[0]
+    if n <= most:
+        return train_R
+    return train_R[torch.linspace(0, n - 1, most, device=train_R.device).round().long()]
 
 
 def diverged(R: torch.Tensor, world: WorldMotion, contacts: np.ndarray) -> bool:
@@ -323,7 +337,7 @@ class LongValidation:
 
     split: Split
     skeleton: Skeleton
-    train_R: torch.Tensor  # (F, J, 3, 3) on the CPU: the nearest-pose reference
+    train_R: torch.Tensor  # (F, J, 3, 3) on the CPU: the nearest-pose reference (``reference_poses``)
     seconds: float
     frames: int  # H, steps per rollout
     window: int  # frames a control averages
@@ -342,8 +356,9 @@ class LongValidation:
         cls, split: Split, skeleton: Skeleton, train_R: torch.Tensor, seconds: float, cond_window_s: float,
         groups: dict[str, str] | None = None,
     ) -> LongValidation:  # fmt: skip
-        """``train_R (F, J, 3, 3)``: the training frames' local rotations; ``cond_window_s``: the control
-        window the split was built with; ``groups``: clip name -> motion group (None: no groups)."""
+        """``train_R (F, J, 3, 3)``: the training frames' local rotations (``reference_poses`` of them are the
+        nearest-pose reference); ``cond_window_s``: the control window the split was built with; ``groups``: clip
+        name -> motion group (None: no groups)."""
         H = max(1, int(round(seconds * split.fps)))
         first = split.clip_begin.unique()  # (n_clips,): each clip's first frame, in the order of split.names
         keep = first + 1 < split.clip_end[first]
@@ -352,7 +367,7 @@ class LongValidation:
         feet = skeleton_feet(skeleton)
         held = held_index(split, starts, H)  # (H, B)
         window = control_frames(cond_window_s, split.fps)
-        train_R = train_R.cpu()
+        train_R = reference_poses(train_R).cpu()
         ctrl_raw = split.ctrl_raw[held].cpu()
         copy_m, truth_m = [], []
         for b, (s, name) in enumerate(zip(starts.tolist(), names, strict=True)):

@@ -17,10 +17,10 @@ from trainer_core.config import TrainConfig
 from trainer_core.data.augment import Augmenter
 from trainer_core.data.clip import Clip
 from trainer_core.data.datasets import Dataset, load_dataset
-from trainer_core.data.device_data import Split, build_split, fit_normalizer
+from trainer_core.data.device_data import Split, build_split, check_fits_device, fit_normalizer
 from trainer_core.data.features import COND_LAYOUT, Normalizer, frame_layout
 from trainer_core.data.groups import motion_groups
-from trainer_core.data.splits import check_same_fps, split_for
+from trainer_core.data.splits import Splits, check_same_fps, split_for
 from trainer_core.device import resolve_device
 from trainer_core.errors import CheckpointError, ConfigError, DataError
 from trainer_core.model.model import Arch, MotionModel
@@ -89,6 +89,17 @@ def inplace_windows(cfg: TrainConfig, clips: list[Clip], train: Split) -> torch.
     return inplace
 
 
+def check_device_memory(device: torch.device, dataset: Dataset, splits: Splits) -> None:
+    """On CUDA, refuse (``DataError``, before anything is built) splits that will not fit the device's free
+    memory (``device_data.check_fits_device``); the CPU is not checked."""
+    if device.type != "cuda":
+        return
+    free, _ = torch.cuda.mem_get_info(device)
+    frames = {name: sum(c.n_frames for c in clips) for name, clips in
+              (("train", splits.train), ("val", splits.val), ("test", splits.test)) if clips}  # fmt: skip
+    check_fits_device(str(dataset.folder), frames, dataset.skeleton.n_joints, free, str(device))
+
+
 def _foot_term_used(cfg: TrainConfig) -> bool:
     """Does some epoch train with the early foot term (``w_foot_early`` above 0 within ``foot_early_epochs``)?"""
     last = min(cfg.freerun.foot_early_epochs, cfg.optim.epochs)
@@ -106,6 +117,7 @@ def setup(cfg: TrainConfig, state: dict[str, Any] | None = None) -> Setup:
         )
     fps = check_same_fps(dataset.clips)
     splits = split_for(cfg, dataset)
+    check_device_memory(device, dataset, splits)
     train_clips, val_clips = splits.train, splits.val
     layout = frame_layout(dataset.skeleton.n_joints)
     arch = arch_for(cfg, dataset.skeleton.n_joints)
