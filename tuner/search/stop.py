@@ -16,6 +16,19 @@ still takes SIGUSR1 this way.
 
 Under ``ray job stop`` the driver has ``RAY_JOB_STOP_WAIT_TIME_S`` (Ray's default 3 s) before SIGKILL;
 ``motiontune cluster up`` and the cluster configs give it 30 s.
+
+Memory kills. When a node runs low on memory, Ray's memory monitor kills trial workers. Tune retries a trial whose
+worker dies otherwise, or is killed while its actor starts (``FailureConfig``), but a worker killed by the memory
+monitor later fails its pending task with ``ray.exceptions.OutOfMemoryError``, which Tune's actor manager (Ray 2.60)
+does not route to the trial: it raises ``RuntimeError("Caught unexpected exception: ...")`` out of the Tune loop,
+which ends ``tuner.fit()`` with the experiment's state as Tune last saved it (periodically, and after each trial's
+``num_to_keep`` checkpoints). With a ``restart`` (the run's Tuner restored from that state), ``fit`` then continues
+the run: finished trials stay finished, the killed and the other running ones continue from the last checkpoints
+that state holds (an epoch reported after it is reported again; ``tuner.experiment.results.each_epoch_once`` keeps
+its latest report), errored ones stay errored. Up to ``MEMORY_RESTARTS`` restarts in a row; a run that trained
+``MEMORY_RESTART_RESET_S`` before its kill made progress, and the count starts over. Past that (the node keeps
+running out of memory), or without a ``restart``, the run ends with a one-line ``ExperimentError`` that says its
+state is saved. ``tests/tuner/test_memory_fault.py`` provokes real kills by the memory monitor.
 """
 
 from __future__ import annotations
@@ -23,10 +36,17 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
+import warnings
+from collections.abc import Callable
 from typing import Any
+
+from tuner.experiment.files import ExperimentError
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 JOB_STOP_WAIT_S = "30"  # RAY_JOB_STOP_WAIT_TIME_S on the clusters motiontune starts
+MEMORY_RESTARTS = 3  # restarts in a row after kills by Ray's memory monitor before the run gives up
+MEMORY_RESTART_RESET_S = 600.0  # a run that lasted this long before its kill made progress: the count starts over
 
 
 class Stopped(Exception):
@@ -44,8 +64,54 @@ class Stopped(Exception):
         return 128 + self.signum
 
 
-def fit(tuner: Any, experiment: str) -> Any:
-    """``tuner.fit()``, ending on SIGINT/SIGTERM with the run's state saved and ``Stopped`` raised."""
+def memory_kill(error: BaseException) -> BaseException | None:
+    """The ``OutOfMemoryError`` behind ``error`` (itself, or in its chain of causes), if Ray's memory monitor
+    killed a worker; else None."""
+    from ray.exceptions import OutOfMemoryError
+
+    seen: set[int] = set()
+    e: BaseException | None = error
+    while e is not None and id(e) not in seen:
+        if isinstance(e, OutOfMemoryError):
+            return e
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return None
+
+
+def fit(tuner: Any, experiment: str, restart: Callable[[], Any] | None = None) -> Any:
+    """``tuner.fit()``, ending on SIGINT/SIGTERM with the run's state saved and ``Stopped`` raised.
+
+    A run ended by Ray's memory monitor continues from its saved state as ``restart()`` restores it (see the
+    module's docstring), or ends with a one-line ``ExperimentError``.
+    """
+    restarts = 0
+    while True:
+        started = time.monotonic()
+        try:
+            return _fit_once(tuner, experiment)
+        except RuntimeError as e:
+            oom = memory_kill(e)
+            if oom is None:
+                raise
+            what = str(oom).strip().splitlines()[0] if str(oom).strip() else "workers were killed"
+            if time.monotonic() - started >= MEMORY_RESTART_RESET_S:
+                restarts = 0
+            if restart is None or restarts >= MEMORY_RESTARTS:
+                tried = f" after {restarts} restarts in a row" if restarts else ""
+                raise ExperimentError(
+                    f"{experiment}: Ray's memory monitor killed trial workers{tried} ({what}); the experiment's "
+                    "state is saved: lower --max-concurrent or give the trials more memory, then `motiontune resume "
+                    f"{experiment}` finishes it"
+                ) from None
+            restarts += 1
+        warnings.warn(f"Ray's memory monitor killed trial workers ({what}); the run continues from its saved state, "
+                      f"its trials from their last checkpoints (restart {restarts} of {MEMORY_RESTARTS} in a row)",
+                      stacklevel=2)  # fmt: skip
+        tuner = restart()
+
+
+def _fit_once(tuner: Any, experiment: str) -> Any:
     if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
         return tuner.fit()
     got: list[int] = []
