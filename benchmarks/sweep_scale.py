@@ -3,7 +3,8 @@
 What is measured is everything but the training: the define-by-run space (``--space``, default: the default
 space) sampled by the sweep's TPE, warm-started with the base config; ASHA; the ConcurrencyLimiter with
 ``--max-concurrent`` (without it, as a user leaves it, the CPUs bound the trials at once); a report per epoch;
-the progress callback (its lines go to ``progress.log``); the results collected into
+the progress callback (its lines go to ``progress.log``); the record of finished trials
+(``finished_trials.jsonl``, a line per trial as it ends); the results collected into
 ``trials.parquet`` and ``history.parquet``. The searcher, the scheduler, the Tune and run configs are the ones
 ``motiontune sweep`` builds (``tuner.search.sweep``); only the trainable is replaced: each epoch sleeps ``--sleep``
 seconds and reports an objective computed from the params (so TPE and ASHA have something to work on). Each
@@ -20,6 +21,7 @@ What Ray costs per trial on this machine, and the ratio of motiontune's path to 
     python benchmarks/sweep_scale.py                 # 1,000 trials
     python benchmarks/sweep_scale.py --trials 100    # the quick form
     python benchmarks/sweep_scale.py --no-baseline   # motiontune's path only
+    python benchmarks/sweep_scale.py --searcher random   # motiontune's path without TPE's cost
 """
 
 from __future__ import annotations
@@ -92,6 +94,8 @@ def main() -> None:
     ap.add_argument("--sleep", type=float, default=1.0, help="seconds per epoch")
     ap.add_argument("--cpus-per-trial", type=float, default=0.1)
     ap.add_argument("--space", default="default")
+    ap.add_argument("--searcher", default="optuna", choices=("optuna", "random"),
+                    help="the sweep's --searcher (random: Optuna's random sampler, to tell TPE's share)")  # fmt: skip
     ap.add_argument("--max-concurrent", type=int, help="the sweep's --max-concurrent (default: none, as a user "
                     "leaves it: the CPUs bound the trials at once)")  # fmt: skip
     ap.add_argument("--no-baseline", action="store_true", help="skip Ray Tune alone (run first, as the baseline)")
@@ -133,7 +137,7 @@ def run(args: argparse.Namespace, root: Path) -> None:
     slots = int(cpus / args.cpus_per_trial + 1e-9)
     slots = min(slots, args.max_concurrent or slots)
     opts = SweepOptions(space=args.space, samples=args.trials, max_concurrent=args.max_concurrent,
-                        cpus_per_trial=args.cpus_per_trial,
+                        cpus_per_trial=args.cpus_per_trial, searcher=args.searcher,
                         storage=str(root), name="scale", grace_period=1, verify=False, status_every=30)  # fmt: skip
     meta = prepare(opts)  # the base config as it is, so it is a point of the space: TPE's warm start
     meta.epochs = args.epochs  # ASHA's max_t: the sleeping trainable's epochs
@@ -162,7 +166,7 @@ def run(args: argparse.Namespace, root: Path) -> None:
     per_trial_ms = _per_trial_ms(wall, minimum, slots, args.trials)
     s, cpu, c = TIMES["suggest"], TIMES["suggest_cpu"], TIMES["complete_cpu"]
     result = {
-        "trials": args.trials, "epochs": args.epochs, "sleep_s": args.sleep, "cpus": cpus,
+        "trials": args.trials, "searcher": args.searcher, "epochs": args.epochs, "sleep_s": args.sleep, "cpus": cpus,
         "cpus_per_trial": args.cpus_per_trial, "slots": slots, "max_concurrent": args.max_concurrent,
         "worker_processes": processes, "pending_trials": pending, "trial_epochs_run": ran, "status": counts,
         "wall_s": round(wall, 2), "minimum_s": round(minimum, 2),

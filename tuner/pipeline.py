@@ -23,10 +23,13 @@ from trainer_core.config import TrainConfig
 from trainer_core.config_load import load_config, smoke_config
 from trainer_core.data.datasets import load_dataset
 from trainer_core.errors import ConfigError, raise_all
+from trainer_core.train.long_eval import METRICS as LONG_METRICS
 from trainer_core.train.metrics import metric_names
 from tuner.experiment.files import ExperimentError, join, read_bytes, resolve_storage
+from tuner.experiment.finished import short_state_period
 from tuner.experiment.lock import experiment_lock
-from tuner.experiment.meta import TRIALS_FILE, ExperimentMeta, VerifySettings, check_metric
+from tuner.experiment.meta import TRIALS_FILE, ExperimentMeta, VerifySettings
+from tuner.experiment.objectives import Constraint, Objective, objectives_from_options
 from tuner.experiment.results import no_finished_reason
 from tuner.experiment.storage import check_storage
 from tuner.search.sweep import SCHEDULERS, SEARCHERS, default_grace_period, init_ray, resume_search, run_search
@@ -55,8 +58,9 @@ class SweepOptions:
     gpus_per_trial: float = 0.0
     scheduler: str = "asha"
     searcher: str = "optuna"
-    metric: str | None = None
-    mode: str | None = None
+    metric: str | list[str] | None = None  # several: a multi-objective sweep (``tuner.experiment.objectives``)
+    mode: str | list[str] | None = None  # one per metric, or none
+    constraints: list[str] | None = None  # ``METRIC<=BOUND`` / ``METRIC>=BOUND``, Optuna's constraints
     seed: int = 0
     storage: str = DEFAULT_STORAGE
     name: str | None = None
@@ -90,8 +94,6 @@ def validate_options(o: SweepOptions) -> None:
         problems.append(f"--scheduler is {o.scheduler!r}, but must be one of {', '.join(SCHEDULERS)}")
     if o.searcher not in SEARCHERS:
         problems.append(f"--searcher is {o.searcher!r}, but must be one of {', '.join(SEARCHERS)}")
-    if o.mode is not None and o.mode not in ("min", "max"):
-        problems.append(f"--mode is {o.mode!r}, but must be min or max")
     if o.epochs is not None and o.epochs < 1:
         problems.append(f"--epochs is {o.epochs}, but must be >= 1")
     for name, amount in (o.resources or {}).items():
@@ -138,9 +140,8 @@ def prepare(o: SweepOptions) -> ExperimentMeta:
     if o.epochs is not None:
         trial_base = base.with_epochs(o.epochs)
         trial_base.validate("--epochs")
-    metric = o.metric or base.run.objective
-    mode = o.mode or (base.run.objective_mode if metric == base.run.objective else "min")
-    check_metric(metric, metric_names())
+    objectives, constraints = sweep_objectives(o, base)
+    metric, mode = objectives[0].metric, objectives[0].mode
     dataset = load_dataset(base.data.data)  # fails early on bad data, and fingerprints it
     verify = verify_settings(o, base)
     warm = _warm_start(space, base) if o.warm_start else None
@@ -152,6 +153,8 @@ def prepare(o: SweepOptions) -> ExperimentMeta:
         space_name=space.name,
         metric=metric,
         mode=mode,
+        extra_objectives={ob.metric: ob.mode for ob in objectives[1:]},
+        constraints=[str(c) for c in constraints],
         samples=o.samples,
         max_concurrent=o.max_concurrent or 0,
         scheduler=o.scheduler,
@@ -169,6 +172,35 @@ def prepare(o: SweepOptions) -> ExperimentMeta:
         verify=verify,
         status_every=o.status_every,
     )
+
+
+def _listed(value: str | list[str] | None) -> list[str]:
+    return [value] if isinstance(value, str) else list(value or [])
+
+
+def sweep_objectives(o: SweepOptions, base: TrainConfig) -> tuple[list[Objective], list[Constraint]]:
+    """The sweep's objectives (``--metric``/``--mode``, default the base config's objective) and constraints.
+
+    Any metric an epoch reports may be an objective or constrained, and so may the long validation's
+    (``FreeRun/long/*``) when the base config validates long; the first objective, which ASHA stops on and
+    ``best_model.pt`` is kept by, must be one every epoch computes.
+    """
+    metrics, modes = _listed(o.metric) or [base.run.objective], _listed(o.mode)
+    default_mode = base.run.objective_mode if metrics[0] == base.run.objective else "min"
+    known = [*metric_names(), *LONG_METRICS]
+    objectives = objectives_from_options(metrics, modes, known, default_mode)
+    constraints = [Constraint.parse(c, known) for c in o.constraints or []]
+    problems = []
+    if objectives[0].metric in LONG_METRICS:
+        problems.append(f"--metric {objectives[0].metric}: the first objective is the one ASHA stops on and the "
+                        "best epoch is kept by, so it must be one every epoch reports; put a FreeRun/long/* metric "
+                        "after it, e.g. --metric FreeRun/GeoDeg --metric " + objectives[0].metric)  # fmt: skip
+    long_used = [m for m in [*(ob.metric for ob in objectives), *(c.metric for c in constraints)] if m in LONG_METRICS]
+    if long_used and base.freerun.eval_long_every == 0:
+        problems.append(f"{long_used[0]}: the base config has eval_long_every 0, so no trial validates long; set "
+                        "eval_long_every (e.g. 1) in the --config")  # fmt: skip
+    raise_all(problems, ConfigError)
+    return objectives, constraints
 
 
 def _warm_start(space: SearchSpace, base: TrainConfig) -> dict[str, Any] | None:
@@ -219,7 +251,8 @@ def verify_after_search(meta: ExperimentMeta, summary: dict[str, Any]) -> dict[s
     if plan is not None:
         print(f"verifying: {len(plan.finalists) - 1} finalist(s) and the base config, {len(plan.seeds)} fresh "
               f"seeds each ({plan.n_trials} trials of {plan.epochs} epochs)", flush=True)  # fmt: skip
-        summary["verification"] = run_verification(meta, plan)
+        with short_state_period():  # the verification has no record of its finished trials
+            summary["verification"] = run_verification(meta, plan)
         summary["verification_failed"] = no_verified_reason(meta, plan, summary["verification"])
     return summary
 
@@ -260,6 +293,7 @@ def _verify_locked(meta: ExperimentMeta, experiment_dir: str, top: int | None, s
         data = check_verify_data(data, meta.base().data.data) if data else None
         plan = make_plan(meta, top, seeds, data)
     check_storage(meta.storage, init_ray(address), shared_storage)
-    table = run_verification(meta, plan)
+    with short_state_period():
+        table = run_verification(meta, plan)
     return {"experiment": meta.path, "metric": meta.metric, "mode": meta.mode, "verification": table,
             "verification_failed": no_verified_reason(meta, plan, table)}  # fmt: skip

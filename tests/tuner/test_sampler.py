@@ -71,3 +71,31 @@ def test_tpe_models_the_window_and_not_the_whole_study():
         "trials through Study._get_trials; tuner/search/sampler.py needs another way to window the study"
     )
     assert suggest(_study(600), tpe()) != windowed  # the whole study suggests otherwise: the check can fail
+
+
+def test_the_cached_window_suggests_what_the_window_ranked_afresh_does():
+    """The window is ranked once per count of finished trials, not on each of TPE's reads: with trials finishing
+    and others in flight, the sampler suggests exactly what it does when every read ranks the window anew."""
+
+    class Afresh(WindowedTPESampler):
+        def _window(self, study: optuna.Study) -> _StudyWindow:
+            return _StudyWindow(study, self.recent, self.best)  # no cache
+
+    def run(sampler: optuna.samplers.BaseSampler) -> list[dict]:
+        study = _study(260)
+        study.sampler = sampler
+        in_flight, asked = [], []
+        for i in range(40):
+            trial = study.ask(DIST)
+            asked.append(trial.params)
+            in_flight.append(trial)
+            if len(in_flight) > 3:  # trials end out of order, one every ask, some pruned
+                done = in_flight.pop(i % 3)
+                state = TrialState.PRUNED if i % 7 == 0 else TrialState.COMPLETE
+                study.tell(done, None if state == TrialState.PRUNED else abs(done.params["x"] - 0.3), state=state)
+        return asked
+
+    kwargs = {"seed": 0, "multivariate": True, "group": True, "n_startup_trials": 10, "recent": 200, "best": 50}
+    cached = WindowedTPESampler(**kwargs)
+    assert run(cached) == run(Afresh(**kwargs))
+    assert len(cached._kept) >= 1  # the cache was used

@@ -4,6 +4,8 @@
   SIGUSR1; Ray's docs: "Ray Tune also accepts the SIGUSR1 signal to interrupt training gracefully").
 * A restored run calls ``setup`` on its restored callbacks on the driver, in the process that fits it
   (``tuner.search.progress.fresh_callbacks`` hands this driver's progress settings over there).
+* A trial that reports one result with its own ``training_iteration`` and returns ends with that result as its
+  last, with that iteration, and the searcher is told it (``tuner.search.recorder.replay_finished``).
 
 One Ray session in a child process (about 20 s on 2 cores), so this test's Ray leaves the others' alone.
 """
@@ -95,3 +97,54 @@ def test_sigusr1_stops_tune_resumably_and_a_restored_run_takes_this_drivers_prog
         "the restored run's progress lines did not go to this driver's Progress: Tune no longer calls `setup` "
         f"on the restored callbacks (got {out['second_stream']!r})"
     )
+
+
+REPLAY_SCRIPT = r"""
+import json, sys
+import ray
+from ray import tune
+from ray.tune.search import Searcher
+
+told = []
+
+
+class Once(Searcher):
+    # One trial; records what Tune tells the searcher when it ends (public Searcher API).
+    def __init__(self):
+        super().__init__(metric="loss", mode="min")
+        self.n = 0
+
+    def suggest(self, trial_id):
+        if self.n:
+            return Searcher.FINISHED
+        self.n += 1
+        return {"x": 1}
+
+    def on_trial_complete(self, trial_id, result=None, error=False):
+        told.append({k: result.get(k) for k in ("loss", "epoch", "training_iteration", "replayed")})
+
+
+def replaying(config):  # a restored trial that the record holds: its final result once, then return
+    tune.report({"loss": 0.25, "epoch": 7, "training_iteration": 7, "replayed": 1})
+
+
+ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, configure_logging=False)
+tuner = tune.Tuner(tune.with_resources(replaying, {"cpu": 1}),
+                   tune_config=tune.TuneConfig(search_alg=Once(), num_samples=1),
+                   run_config=tune.RunConfig(name="replay", storage_path=sys.argv[1], verbose=0))
+[result] = list(tuner.fit())
+rows = [json.loads(line) for line in open(result.path + "/result.json")]
+ray.shutdown()
+print("json " + json.dumps({"told": told, "last": result.metrics["training_iteration"],
+                            "rows": [r["training_iteration"] for r in rows]}))
+"""
+
+
+def test_a_trial_that_reports_its_recorded_result_ends_with_it_and_the_searcher_is_told(tmp_path):
+    proc = subprocess.run([sys.executable, "-c", REPLAY_SCRIPT, str(tmp_path)], cwd=REPO, capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("json ")]
+    assert proc.returncode == 0 and lines, proc.stderr[-3000:] + proc.stdout[-3000:]
+    out = json.loads(lines[-1][5:])
+    assert out["told"] == [{"loss": 0.25, "epoch": 7, "training_iteration": 7, "replayed": 1}], out
+    assert out["last"] == 7 and out["rows"] == [7], "Tune no longer keeps a reported training_iteration"

@@ -77,7 +77,8 @@ def _sweep(a: argparse.Namespace) -> int:
     opts = SweepOptions(
         config=a.config, space=a.space, samples=a.samples, max_concurrent=a.max_concurrent, epochs=a.epochs,
         cpus_per_trial=a.cpus_per_trial, gpus_per_trial=a.gpus_per_trial, scheduler=a.scheduler,
-        searcher=a.searcher, metric=a.metric, mode=a.mode, seed=a.seed, storage=a.storage, name=a.name,
+        searcher=a.searcher, metric=a.metric, mode=a.mode, constraints=a.constraint, seed=a.seed,
+        storage=a.storage, name=a.name,
         address=a.address, smoke_test=a.smoke_test, optuna_storage=a.optuna_storage,
         shared_storage=a.shared_storage, resources=_parse_resources(a.resource), budget=a.budget,
         warm_start=not a.no_warm_start, grace_period=a.grace_period, verify=not a.no_verify,
@@ -101,8 +102,14 @@ def add_sweep(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gpus-per-trial", type=float, default=0.0, help="fractions share a GPU: 0.25 packs four")
     p.add_argument("--scheduler", default="asha", choices=["asha", "fifo"])
     p.add_argument("--searcher", default="optuna", choices=["optuna", "random"])
-    p.add_argument("--metric", help="objective (default: FreeRun/GeoDeg)")
-    p.add_argument("--mode", choices=["min", "max"], help="minimise or maximise the objective (default: min)")
+    p.add_argument("--metric", action="append",
+                   help="objective (default: FreeRun/GeoDeg); repeat for a multi-objective sweep, e.g. --metric "
+                        "FreeRun/GeoDeg --metric FreeRun/long/FootSkateMS (ASHA stops on the first)")  # fmt: skip
+    p.add_argument("--mode", action="append", choices=["min", "max"],
+                   help="min or max per --metric, in order (default: min)")  # fmt: skip
+    p.add_argument("--constraint", action="append", metavar="METRIC<=VALUE",
+                   help="a trial is feasible only if this holds for its best model, e.g. "
+                        "'FreeRun/long/DivergedClips<=0' (repeatable); no infeasible trial is exported")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="seeds the sampler")
     p.add_argument("--storage", default="results", help="experiment root: a path, or s3://, gs://... for clusters")
     p.add_argument("--name", help="experiment name (default: sweep-<time>)")
@@ -193,9 +200,11 @@ def _export_line(rec: dict[str, Any]) -> str:
 def _export(a: argparse.Namespace) -> int:
     from tuner.report.export import export
 
-    records = export(a.experiment, a.out, a.top, a.metric, a.mode)
+    records = export(a.experiment, a.out, a.top, a.metric, a.mode, a.prefer, a.within, a.front)
     for rec in records:
         print(_export_line(rec))
+    if "rule" in records[0]:
+        print(f"chosen by: {records[0]['rule']} (front of {len(records[0].get('front', []))})")
     if not records[0]["verified"]:
         print(f"unverified: {records[0]['unverified']}")
     return 0
@@ -233,6 +242,14 @@ def add_resume_export(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--top", type=int, default=1, help="export the K best (as NAME.top1.json ...)")
     e.add_argument("--metric", help="rank by this metric (default: the sweep's)")
     e.add_argument("--mode", choices=["min", "max"])
+    e.add_argument("--prefer", metavar="METRIC",
+                   help="a multi-objective sweep: export the config best on this objective, among those --within "
+                        "allows")  # fmt: skip
+    e.add_argument("--within", action="append", metavar="METRIC=5%",
+                   help="with --prefer: only configs whose METRIC is within 5%% of the base config's (or within an "
+                        "absolute bound, METRIC=6.6); repeatable")  # fmt: skip
+    e.add_argument("--front", action="store_true",
+                   help="a multi-objective sweep: export every config on the (verified) front, as NAME.front1.json ...")
     e.set_defaults(func=_export)
     v = sub.add_parser("verify", help="re-train a sweep's finalists and its base config on fresh seeds",
                        description="Verify a finished sweep: re-train its K best configs and the base config on S "

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import types
 import typing
-from dataclasses import MISSING, asdict, dataclass, fields, is_dataclass
+from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +20,9 @@ import pyarrow.fs as pafs
 from trainer_core import __version__
 from trainer_core.config import TrainConfig
 from trainer_core.config_load import config_from_dict
-from trainer_core.errors import ConfigError, did_you_mean, raise_all
+from trainer_core.errors import raise_all
 from tuner.experiment.files import ExperimentError, filesystem, is_uri, join, read_bytes, write_bytes
+from tuner.experiment.objectives import Constraint, Objective
 
 META_FILE = "motiontune.json"
 TRIALS_FILE = "trials.parquet"
@@ -77,12 +78,27 @@ class ExperimentMeta:
     budget: int | None = None  # the search's trial-epoch budget; None: no budget
     verify: VerifySettings | None = None  # None: no verification after the search (``--no-verify``)
     status_every: float | None = None  # seconds between progress lines; None: the progress module's default
+    # Objectives after the first (``metric``/``mode``), metric -> mode, in order: a multi-objective sweep.
+    extra_objectives: dict[str, str] = field(default_factory=dict)
+    constraints: list[str] = field(default_factory=list)  # ``METRIC<=BOUND`` / ``METRIC>=BOUND``
     format: int = FORMAT
     package_version: str = __version__
 
     @property
     def path(self) -> str:
         return join(self.storage, self.name)
+
+    @property
+    def objectives(self) -> list[Objective]:
+        """Every objective, the first (``metric``, ASHA's and ``best_model.pt``'s) first."""
+        return [Objective(self.metric, self.mode), *(Objective(m, d) for m, d in self.extra_objectives.items())]
+
+    @property
+    def multi_objective(self) -> bool:
+        return bool(self.extra_objectives)
+
+    def constraint_list(self) -> list[Constraint]:
+        return [Constraint.parse(c) for c in self.constraints]
 
     def base(self) -> TrainConfig:
         """The base config as a trial runs it: ``given_base`` over ``epochs`` (``sweep --epochs`` rescales it
@@ -202,6 +218,9 @@ def _matches(value: Any, hint: Any) -> bool:
     if typing.get_origin(hint) is dict:
         _, v = typing.get_args(hint)
         return isinstance(value, dict) and all(_matches(x, v) for x in value.values())
+    if typing.get_origin(hint) is list:
+        (v,) = typing.get_args(hint)
+        return isinstance(value, list) and all(_matches(x, v) for x in value)
     if hint is int:
         return _is_int(value)
     if hint is float:
@@ -217,6 +236,8 @@ def _describe(hint: Any) -> str:
     if typing.get_origin(hint) is dict:
         _, v = typing.get_args(hint)
         return "an object" if v is Any else f"an object whose values are each {_describe(v)}"
+    if typing.get_origin(hint) is list:
+        return f"a list whose items are each {_describe(typing.get_args(hint)[0])}"
     if isinstance(hint, type) and is_dataclass(hint):
         return "an object"
     return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(hint, str(hint))
@@ -239,7 +260,3 @@ def _split(path: str) -> tuple[str, str]:
     p = Path(path)
     return str(p.parent), p.name
 
-
-def check_metric(metric: str, known: list[str]) -> None:
-    if metric not in known:
-        raise ConfigError(f"--metric {metric!r}: not a metric the trainer reports{did_you_mean(metric, known)}")

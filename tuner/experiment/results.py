@@ -1,7 +1,9 @@
 """An experiment's results as tables: ``trials.parquet`` (a row per trial) and ``history.parquet`` (per epoch).
 
 Read from Ray Tune's own experiment state, so they can be rebuilt at any time,
-also for a sweep that was interrupted. ``status`` is one of ``COMPLETED`` (ran
+also for a sweep that was interrupted; a trial that finished after a killed
+driver's last state save is read from the experiment's record of finished
+trials (``tuner.experiment.finished``). ``status`` is one of ``COMPLETED`` (ran
 every epoch), ``STOPPED`` (stopped early by ASHA), ``DIVERGED`` (its loss
 turned NaN/inf; ``error`` says why), ``ERROR`` (failed after its retries;
 ``error`` holds the exception), or Tune's ``RUNNING``/``PENDING`` for an
@@ -15,15 +17,19 @@ import logging
 import math
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from trainer_core.errors import ConfigError, did_you_mean
 from tuner.experiment.files import ExperimentError, join, write_bytes
+from tuner.experiment.finished import read_record, reconcile
 from tuner.experiment.meta import HISTORY_FILE, TRIALS_FILE, ExperimentMeta
+from tuner.experiment.objectives import Constraint, Objective, pareto_mask
 
 HEADLINE = ("GeoDeg", "FreeRun/GeoDeg", "RootVelMAE", "FreeRun/RootVelMAE", "YawAbsDeg", "FreeRun/YawAbsDeg",
             "FootContact")  # fmt: skip
 PARAM_PREFIX = "config/"
+AT_BEST = "best_epoch/"  # a metric's value at the trial's best epoch by the first objective (its best model)
 HISTORY_COLUMNS = (
     "trial_id", "epoch", "training_iteration", "trial_start", "report_time", "time_total_s", "time_this_iter_s",
     "node", "stage", "tf_ratio", "freerun_weight", "freerun_horizon", "diverged",
@@ -60,14 +66,14 @@ def _error_text(trial: Any) -> str:
     return lines[-1][:500] if lines else ""
 
 
-def _status(trial: Any, last: dict[str, Any], epochs: int, max_epochs: int) -> str:
-    if trial.status == "ERROR":
+def _status(status: str, last: dict[str, Any], epochs: int, max_epochs: int) -> str:
+    if status == "ERROR":
         return "ERROR"
     if last.get("diverged") == 1:
         return "DIVERGED"
-    if trial.status == "TERMINATED":
+    if status == "TERMINATED":
         return "COMPLETED" if epochs >= max_epochs else "STOPPED"
-    return str(trial.status)
+    return status
 
 
 def _order(trial: Any) -> int:
@@ -82,10 +88,11 @@ def collect_results(meta: ExperimentMeta) -> tuple[pd.DataFrame, pd.DataFrame]:
     frames = analysis.trial_dataframes
     metric, better_min = meta.metric, meta.mode == "min"
     max_epochs = meta.epochs
+    record = read_record(meta.path)  # trials that finished after the last state save of a killed driver, too
     rows, histories = [], []
     for trial in sorted(analysis.trials, key=_order):
-        df = frames.get(trial.trial_id, pd.DataFrame())
-        last = dict(trial.last_result or {})
+        df, last, status = reconcile(trial, frames.get(trial.trial_id, pd.DataFrame()), record.get(trial.trial_id))
+        df = each_epoch_once(df)
         good = df[df.get("diverged", 0) != 1] if len(df) else df
         epochs = int(good["epoch"].max()) if len(good) and "epoch" in good else 0
         values = good[metric].dropna() if len(good) and metric in good else pd.Series(dtype=float)
@@ -93,7 +100,7 @@ def collect_results(meta: ExperimentMeta) -> tuple[pd.DataFrame, pd.DataFrame]:
         row: dict[str, Any] = {
             "trial_id": trial.trial_id,
             "order": _order(trial),
-            "status": _status(trial, last, epochs, max_epochs),
+            "status": _status(status, last, epochs, max_epochs),
             "error": str(last.get("diverged_reason", "")) or _error_text(trial),
             "node": last.get("node", ""),
             "node_ip": last.get("node_ip", ""),
@@ -108,9 +115,13 @@ def collect_results(meta: ExperimentMeta) -> tuple[pd.DataFrame, pd.DataFrame]:
             "warm_start": bool(meta.warm_start) and _same_params(trial.config, meta.warm_start),
             "path": trial.path,
         }
-        for key in HEADLINE:
+        for key in dict.fromkeys([*HEADLINE, *_scored(meta)]):
             if key != metric:
                 row[f"final/{key}"] = float(good[key].iloc[-1]) if len(good) and key in good else math.nan
+        for key in _scored(meta):
+            if key != metric:
+                known = best_i is not None and key in good
+                row[f"{AT_BEST}{key}"] = float(good.loc[best_i, key]) if known else math.nan
         for k, v in sorted(trial.config.items()):
             row[PARAM_PREFIX + k] = v
         rows.append(row)
@@ -120,8 +131,53 @@ def collect_results(meta: ExperimentMeta) -> tuple[pd.DataFrame, pd.DataFrame]:
             h.insert(0, "trial_id", trial.trial_id)
             histories.append(h)
     trials = pd.DataFrame(rows)
+    if len(trials) and (meta.multi_objective or meta.constraints):
+        trials = with_front(trials, meta.objectives, meta.constraint_list())
     history = pd.concat(histories, ignore_index=True) if histories else pd.DataFrame(columns=["trial_id", "epoch"])
     return trials, history
+
+
+def _scored(meta: ExperimentMeta) -> list[str]:
+    """The metrics besides the first objective that a trial is scored on: the other objectives, the constrained."""
+    return [*(o.metric for o in meta.objectives[1:]), *(c.metric for c in meta.constraint_list())]
+
+
+def point_column(metric: str, first: str) -> str:
+    """The ``trials.parquet`` column of a trial's best model's ``metric``: ``best/<first>`` for the first objective,
+    else ``best_epoch/<metric>``, its value at that epoch."""
+    return f"best/{first}" if metric == first else f"{AT_BEST}{metric}"
+
+
+def with_front(trials: pd.DataFrame, objectives: list[Objective], constraints: list[Constraint]) -> pd.DataFrame:
+    """``trials`` with ``feasible`` (finished, and every constraint holds for its best model) and, with several
+    objectives, ``pareto``: on the front of the feasible trials (``tuner.experiment.objectives``). A trial is scored
+    by its best model, the one ``best_model.pt`` holds and export points to: its best epoch by the first objective,
+    with every other objective's value at that epoch (the long validation's as of that epoch)."""
+    out = trials.copy()
+    first = objectives[0].metric
+    finished = out["status"].isin(["COMPLETED", "STOPPED"]).to_numpy()
+    feasible = finished.copy()
+    for c in constraints:
+        feasible &= np.array([c.violation(v) <= 0 for v in out[point_column(c.metric, first)]], dtype=bool)
+    out["feasible"] = feasible
+    if len(objectives) > 1:
+        points = out[[point_column(o.metric, first) for o in objectives]].to_numpy(dtype=float)
+        out["pareto"] = pareto_mask(points, [o.mode for o in objectives], feasible)
+    return out
+
+
+def each_epoch_once(df: pd.DataFrame) -> pd.DataFrame:
+    """A trial's result rows with each epoch once, the latest row kept.
+
+    A trial continued from a checkpoint older than its last result reports those epochs again: its driver
+    restarted after Ray's memory monitor killed trial workers (``tuner.search.stop``) or was killed, with the
+    experiment's state saved before the results that followed it. The rows reported again come later: the
+    ones of the run the trial went on with.
+    """
+    if not len(df) or "epoch" not in df:
+        return df
+    again = df["epoch"].notna() & df.duplicated("epoch", keep="last")
+    return df[~again].reset_index(drop=True) if again.any() else df
 
 
 def _same_params(config: dict[str, Any], params: dict[str, Any]) -> bool:

@@ -17,7 +17,7 @@ import json
 import os
 import socket
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from tuner.experiment.files import ExperimentError, join, read_bytes, write_bytes
@@ -51,6 +51,11 @@ class Snapshot:
     started: float = 0.0  # epoch seconds, when this driver started the phase
     updated: float = 0.0
     finished: bool = False
+    # A multi-objective search: its objectives ([metric, mode] each), and its front as of now (the finished trials'
+    # last reports): its size and each objective's range along it.
+    objectives: list = field(default_factory=list)
+    front: int | None = None
+    front_ranges: list = field(default_factory=list)  # [low, high] per objective
 
 
 def clock(seconds: float) -> str:
@@ -69,11 +74,20 @@ def render(s: Snapshot) -> str:
         left = f"left <= {clock(s.possible * elapsed / (s.epochs - s.epochs_before))}"
     else:
         left = "left ?"
+    front = ""
+    if s.front is not None:
+        ends = ", ".join(f"{_short(m)} {lo:.4g}..{hi:.4g}" for (m, _), (lo, hi) in zip(s.objectives, s.front_ranges))
+        front = f" | front {s.front}" + (f" ({ends})" if ends else "")
     return (
         f"progress {s.phase}: {s.running} running, {s.completed} done, {s.stopped} stopped early, {s.diverged} "
         f"diverged, {s.errored} errored of {s.total} trials | {s.epochs} trial-epochs{budget} | best {s.metric} "
-        f"{best} | elapsed {clock(elapsed)} | {left}"
+        f"{best}{front} | elapsed {clock(elapsed)} | {left}"
     )
+
+
+def _short(metric: str) -> str:
+    """``FreeRun/long/FootSkateMS`` -> ``long/FootSkateMS``: the status line stays one line."""
+    return metric.removeprefix("FreeRun/") if metric.startswith("FreeRun/long/") else metric
 
 
 def save(experiment: str, snap: Snapshot) -> None:
@@ -128,6 +142,14 @@ def snapshot_from_results(meta: ExperimentMeta) -> Snapshot:
         snap.started = float(trials["start_time"].min())
         snap.updated = float(trials["end_time"].max())
     snap.finished = len(trials) == meta.samples and not len(unfinished)
+    if meta.multi_objective and "pareto" in trials:
+        from tuner.experiment.results import point_column
+
+        front = trials[trials["pareto"].astype(bool)]
+        snap.objectives = [[o.metric, o.mode] for o in meta.objectives]
+        snap.front = len(front)
+        cols = [front[point_column(o.metric, meta.metric)] for o in meta.objectives]
+        snap.front_ranges = [[float(c.min()), float(c.max())] for c in cols] if len(front) else []
     return snap
 
 

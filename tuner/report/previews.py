@@ -30,8 +30,10 @@ PREVIEW_SECONDS = 10.0
 PREVIEW_STRIDE = 3  # 10 fps: a 10 s preview is 100 small frames
 
 
-def best_trial_preview(best: pd.Series, out_dir: Path) -> tuple[str | None, str]:
-    """Write the preview of trial ``best`` (a row of the trials table) into ``out_dir``.
+def best_trial_preview(best: pd.Series, out_dir: Path, name: str = PREVIEW_FILE,
+                       what: str = "The best trial") -> tuple[str | None, str]:  # fmt: skip
+    """Write the preview of trial ``best`` (a row of the trials table) into ``out_dir`` as ``name``; the caption
+    starts with ``what``.
 
     Returns ``(file name, caption)``, or ``(None, reason)`` when the trial has nothing to roll out.
     """
@@ -50,13 +52,13 @@ def best_trial_preview(best: pd.Series, out_dir: Path) -> tuple[str | None, str]
         if not val:
             return None, f"no preview: trial {best['trial_id']} has no validation clip of 3 frames or more"
         clip = max(val, key=lambda c: (c.n_frames, c.name))
-        r = rollout_preview(checkpoint, clip, dataset.skeleton, out_dir / PREVIEW_FILE, PREVIEW_SECONDS,
+        r = rollout_preview(checkpoint, clip, dataset.skeleton, out_dir / name, PREVIEW_SECONDS,
                             PREVIEW_STRIDE)  # fmt: skip
     except MotiontuneError as e:
         return None, f"no preview: {e}"
     seconds = r["rollout_frames"] / clip.fps
-    return PREVIEW_FILE, (
-        f"The best trial ({best['trial_id']}): its free run from the second frame of validation clip "
+    return name, (
+        f"{what} ({best['trial_id']}): its free run from the second frame of validation clip "
         f"{clip.name} under the clip's own control, {seconds:.1f} s, beside the ground truth (one frame "
         f"in {PREVIEW_STRIDE} drawn)"
     )

@@ -5,7 +5,8 @@ teacher vs free-run ``GeoDeg`` learning curves of the top trials (the guide's
 diagnostic: a free-run/teacher gap over 2x is flagged); the epochs each trial
 ran against ASHA's rungs; parameter importance (Optuna's evaluator on a study
 rebuilt from the results); parallel coordinates of the top trials; with a
-verification, the re-trained finalists on their fresh seeds (``tuner.report.plots``).
+verification, the re-trained finalists on their fresh seeds (``tuner.report.plots``); with
+several objectives, the front and previews of its two ends (``tuner.report.front``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from tuner.experiment.files import ExperimentError  # noqa: E402
 from tuner.experiment.meta import ExperimentMeta  # noqa: E402
 from tuner.experiment.results import PARAM_PREFIX, collect_results, finished_trials  # noqa: E402
 from tuner.experiment.usage import storage_line  # noqa: E402
+from tuner.report.front import FRONT_FILE, front_lines, front_previews, plot_front  # noqa: E402
 from tuner.report.plots import plot_verification  # noqa: E402
 from tuner.report.previews import best_trial_preview  # noqa: E402
 from tuner.verify.plan import load_verification  # noqa: E402
@@ -306,12 +308,21 @@ def report(experiment_dir: str, out: str | None = None) -> Report:
         "parallel.png": "Parallel coordinates of the top trials, coloured by their objective",
     }
     summary = _summary(meta, trials, ranked, importances, flagged)
-    preview, caption = best_trial_preview(ranked.iloc[0], out_dir)
-    if preview is not None:
-        images[preview] = caption
-    else:
-        summary += f"\n\n{caption}"
     table = load_verification(meta)
+    if meta.multi_objective:  # the front's two ends stand for the best trial
+        plot_front(meta, trials, table, out_dir / FRONT_FILE)
+        images[FRONT_FILE] = (f"{meta.metric} against each other objective: every trial, the front (red), the base "
+                              "config (star) and the verified configs (mean ± sd)")  # fmt: skip
+        summary += "\n\n" + "\n".join(front_lines(meta, trials, table))
+        previews = front_previews(trials, meta, out_dir)
+    else:
+        preview, caption = best_trial_preview(ranked.iloc[0], out_dir)
+        previews = {preview: caption} if preview is not None else {caption: ""}
+    for name, caption in previews.items():
+        if caption:
+            images[name] = caption
+        else:
+            summary += f"\n\n{name}"
     if table is not None:
         plot_verification(table, out_dir / "verification.png")
         images["verification.png"] = (

@@ -25,8 +25,10 @@ import warnings
 from collections.abc import Callable
 from typing import Any, TextIO
 
+import numpy as np
 from ray import tune
 
+from tuner.experiment.objectives import pareto_mask
 from tuner.experiment.status import Snapshot, render, save
 
 DEFAULT_STATUS_EVERY_S = 30.0
@@ -71,6 +73,8 @@ class Progress(tune.Callback):
         self.last_persist = 0.0
         self.drawn = False  # a terminal's status line is on screen, without its newline
         self.snapshot: Snapshot | None = None
+        self.points: dict[str, tuple[float, ...]] = {}  # multi-objective: a finished trial's last report's objectives
+        self.front: tuple[int | None, list] = (None, [])  # the front's size and ranges, as of ``points``
 
     def __getstate__(self) -> dict[str, Any]:  # Tune pickles the run config (and its callbacks) for resume
         return {**self.__dict__, "_stream": None}
@@ -112,6 +116,7 @@ class Progress(tune.Callback):
                 it = int(last.get("training_iteration", 0) or 0)
                 if t.status in ("ERROR", "TERMINATED"):  # its counts no longer change: kept, not read again
                     final = self.final[t.trial_id] = (self._count_of(t.status, last, it), it)
+                    self._note_point(t.trial_id, final[0], last)
                 else:
                     snap.epochs += it
                     snap.running += t.status == "RUNNING"
@@ -129,7 +134,21 @@ class Progress(tune.Callback):
             snap.possible = min(snap.possible, max(0, s.budget - snap.epochs))
         if best is not None:
             snap.best, snap.best_trial = best[0], self.label(best[1])
+        if s.objectives:
+            snap.front, snap.front_ranges = self.front
         return snap
+
+    def _note_point(self, trial_id: str, count: str, last: dict) -> None:
+        """A multi-objective search: add a finished trial's point and recompute the front (on each trial's end only:
+        it is quadratic in the finished trials)."""
+        objectives = self.template.objectives
+        if not objectives or count not in ("completed", "stopped"):
+            return
+        self.points[trial_id] = tuple(float(last.get(m, math.nan)) for m, _ in objectives)
+        points = np.array(list(self.points.values()), dtype=float)
+        on = points[pareto_mask(points, [mode for _, mode in objectives])]
+        self.front = (len(on), [[float(on[:, j].min()), float(on[:, j].max())] for j in range(len(objectives))]
+                      if len(on) else [])  # fmt: skip
 
     def _count_of(self, status: str, last: dict, epochs: int) -> str:
         """Which of the snapshot's counts a finished trial adds to."""
@@ -233,6 +252,8 @@ def progress_callback(meta: Any, phase: str, total: int, max_epochs: int, label:
     """The ``Progress`` of an experiment's search or verification; ``meta`` is its ``ExperimentMeta``."""
     budget = meta.budget if phase == "search" else None
     template = Snapshot(phase, total, meta.metric, meta.mode, max_epochs, budget)
+    if phase == "search" and meta.multi_objective:
+        template.objectives = [[o.metric, o.mode] for o in meta.objectives]
     every = float(meta.status_every or DEFAULT_STATUS_EVERY_S)
     return Progress(template, label=label, word=word, status_every=every, experiment=meta.path)
 
@@ -243,10 +264,16 @@ def fresh_callbacks(tuner: Any, callbacks: list) -> None:
     ``Tuner.restore`` brings back the run config pickled by the first driver, callbacks included, and has no
     argument to replace them. So each ``Progress`` among ``callbacks`` is kept here, by phase, until the restored
     run starts: Tune then calls ``setup`` (public ``tune.Callback`` API) on the driver, on the restored callbacks,
-    and the restored ``Progress`` of that phase takes this one's settings. ``tuner`` is the restored Tuner, to be
-    fitted next in this process; nothing is read from it.
+    and the restored ``Progress`` of that phase takes this one's settings. A ``TrialRecorder``
+    (``tuner.search.recorder``) takes this driver's experiment path the same way. ``tuner`` is the restored
+    Tuner, to be fitted next in this process; nothing is read from it.
     """
+    from tuner.search.recorder import TrialRecorder
+
     for callback in callbacks:
+        if isinstance(callback, TrialRecorder):
+            callback.register()
+            continue
         if not isinstance(callback, Progress):
             warnings.warn(f"{type(callback).__name__}: only Progress callbacks are refreshed on resume; the restored "
                           "run keeps the first driver's", stacklevel=2)  # fmt: skip

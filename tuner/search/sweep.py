@@ -26,8 +26,6 @@ from tuner.search.stop import fit
 
 SCHEDULERS = ("asha", "fifo")
 SEARCHERS = ("optuna", "random")
-# Save the experiment state often, so a killed sweep loses at most a few seconds of bookkeeping.
-EXPERIMENT_STATE_PERIOD_S = "2"
 
 
 def smoke_base() -> dict[str, Any]:
@@ -51,30 +49,37 @@ def default_grace_period(base: TrainConfig) -> int:
 
 def searcher(meta: ExperimentMeta, space: SearchSpace):  # noqa: ANN201
     """The search's searcher: Ray's OptunaSearch (the sweep's TPE, or random), warm-started with the base config,
-    in a ConcurrencyLimiter when the sweep has ``--max-concurrent``."""
+    on every objective and constraint (``tuner.search.multi``), in a ConcurrencyLimiter when the sweep has
+    ``--max-concurrent``."""
     import optuna
     from ray.tune.search import ConcurrencyLimiter
     from ray.tune.search.optuna import OptunaSearch
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    if meta.searcher == "optuna":
-        from tuner.search.sampler import tpe_sampler
+    from tuner.search.multi import ConstrainedOptunaSearch, FeasibilityFromResult, tpe_with_constraints
 
-        sampler = tpe_sampler(meta.seed, meta.samples)  # windowed past 250 trials: suggest time stays flat
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    constraints = meta.constraint_list()
+    feasibility = FeasibilityFromResult(constraints) if constraints else None
+    if meta.searcher == "optuna":
+        # windowed past 250 trials (suggest time stays flat) when there is one objective to window by
+        sampler = tpe_with_constraints(meta.seed, meta.samples, feasibility, windowed=not meta.multi_objective)
     else:
         sampler = optuna.samplers.RandomSampler(seed=meta.seed)
     storage = None
     if meta.optuna_storage:
         storage = optuna.storages.RDBStorage(meta.optuna_storage)
-    search = OptunaSearch(
+    objectives = meta.objectives
+    kwargs = dict(
         space=define_by_run(space),
-        metric=meta.metric,
-        mode=meta.mode,
+        metric=[o.metric for o in objectives] if meta.multi_objective else meta.metric,
+        mode=[o.mode for o in objectives] if meta.multi_objective else meta.mode,
         sampler=sampler,
         points_to_evaluate=[meta.warm_start] if meta.warm_start else None,
         storage=storage,
         study_name=meta.name if storage is not None else None,
     )
+    search = (ConstrainedOptunaSearch(**kwargs, feasibility=feasibility) if feasibility is not None
+              else OptunaSearch(**kwargs))  # fmt: skip
     concurrent = meta.max_concurrent or None
     return ConcurrencyLimiter(search, max_concurrent=concurrent) if concurrent else search
 
@@ -107,21 +112,24 @@ def tune_config(meta: ExperimentMeta, search_alg: Any):  # noqa: ANN201
                            num_samples=meta.samples, reuse_actors=True)  # fmt: skip
 
 
-def _trainable(meta: ExperimentMeta):  # noqa: ANN202
+def _trainable(meta: ExperimentMeta, finished: frozenset[str] = frozenset()):  # noqa: ANN202
+    """``train_trial`` bound to the experiment; ``finished``: the trials its record holds (a restored search's)."""
     from ray import tune
 
     from tuner.search.trainable import train_trial
 
     fn = tune.with_parameters(train_trial, base=meta.base_config, space=meta.space, metric=meta.metric, mode=meta.mode,
-                              epochs=meta.epochs)  # fmt: skip
+                              epochs=meta.epochs, finished=finished)  # fmt: skip
     return tune.with_resources(fn, dict(meta.resources))
 
 
 def run_config(meta: ExperimentMeta):  # noqa: ANN201
-    """The search's RunConfig: where it is stored, checkpoints, retries, the progress lines, the epoch budget."""
+    """The search's RunConfig: where it is stored, checkpoints, retries, the progress lines, the record of finished
+    trials (``tuner.experiment.finished``), the epoch budget."""
     from ray import tune
 
     from tuner.search.progress import TrialEpochBudget, progress_callback
+    from tuner.search.recorder import trial_recorder
     from tuner.search.trainable import checkpoint_config
 
     return tune.RunConfig(
@@ -130,15 +138,18 @@ def run_config(meta: ExperimentMeta):  # noqa: ANN201
         checkpoint_config=checkpoint_config(),
         failure_config=tune.FailureConfig(max_failures=2),
         sync_config=tune.SyncConfig(sync_artifacts=True),
-        callbacks=[progress_callback(meta, "search", meta.samples, meta.epochs)],
+        callbacks=[progress_callback(meta, "search", meta.samples, meta.epochs), trial_recorder(meta)],
         stop=TrialEpochBudget(meta.budget) if meta.budget else None,
         verbose=0,
     )
 
 
 def init_ray(address: str | None) -> int:
-    """Start a local Ray or join the cluster at ``address``; returns how many nodes are alive."""
-    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", EXPERIMENT_STATE_PERIOD_S)
+    """Start a local Ray or join the cluster at ``address``; returns how many nodes are alive.
+
+    Tune saves the experiment state at its own period (``TUNE_GLOBAL_CHECKPOINT_S``, "auto" unless the user sets it):
+    what a killed driver would lose of the trials that finished since is kept by ``tuner.experiment.finished``.
+    """
     # Each checkpoint forces a state snapshot (that is what makes resume exact); short epochs make Ray warn.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if address and "RAY_AUTH_MODE" not in os.environ and _has_ray_token():
@@ -183,8 +194,23 @@ def run_search(meta: ExperimentMeta, space: SearchSpace) -> dict[str, Any]:
     tuner = tune.Tuner(_trainable(meta), tune_config=tune_config(meta, searcher(meta, space)),
                        run_config=run_config(meta))  # fmt: skip
     with pending_trials(meta.resources, meta.max_concurrent):
-        fit(tuner, meta.path)
+        fit(tuner, meta.path, restart=lambda: restored_search(meta))
     return finish(meta)
+
+
+def restored_search(meta: ExperimentMeta, resume_errored: bool = False):  # noqa: ANN201
+    """The search's Tuner restored from its saved state, with this driver's progress lines; its errored trials
+    retried with ``resume_errored`` (``motiontune resume``), else left errored (a restart after a memory kill)."""
+    from ray import tune
+
+    from tuner.experiment.finished import read_record
+    from tuner.search.progress import fresh_callbacks
+
+    finished = frozenset(read_record(meta.path))  # ended after the last state save: not trained again
+    tuner = tune.Tuner.restore(meta.path, trainable=_trainable(meta, finished), resume_unfinished=True,
+                               resume_errored=resume_errored)  # fmt: skip
+    fresh_callbacks(tuner, run_config(meta).callbacks)  # this driver's progress lines
+    return tuner
 
 
 def resume_search(meta: ExperimentMeta, experiment_dir: str, address: str | None,
@@ -194,16 +220,13 @@ def resume_search(meta: ExperimentMeta, experiment_dir: str, address: str | None
     ``Tuner.restore`` gets the trainable again (``train_trial``, bound to this experiment's base config and
     space); this driver's progress callbacks replace the ones the experiment state holds.
     """
-    from tuner.search.progress import fresh_callbacks
-
     n_nodes = init_ray(address)
     from ray import tune
 
     if not tune.Tuner.can_restore(meta.path):
         raise ExperimentError(f"{experiment_dir}: holds no Ray Tune experiment state to resume from")
     check_storage(meta.storage, n_nodes, shared_storage)
-    tuner = tune.Tuner.restore(meta.path, trainable=_trainable(meta), resume_unfinished=True, resume_errored=True)
-    fresh_callbacks(tuner, run_config(meta).callbacks)  # this driver's progress lines
+    tuner = restored_search(meta, resume_errored=True)
     with pending_trials(meta.resources, meta.max_concurrent):
-        fit(tuner, meta.path)
+        fit(tuner, meta.path, restart=lambda: restored_search(meta))
     return finish(meta)

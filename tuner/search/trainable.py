@@ -36,7 +36,7 @@ import posixpath
 import shutil
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,7 @@ from trainer_core.errors import DivergedError
 from trainer_core.train import checkpoint as ckpt
 from trainer_core.train.long_eval import EPOCH_KEY, METRICS
 from trainer_core.train.loop import EpochResult, fit
+from tuner.search.recorder import replay_finished
 
 RUN_DIR = "run"  # the trainer's own output inside each trial's directory
 CKPT_NAME = "checkpoint.pt"  # the epoch checkpoint inside Tune's checkpoint_NNNNNN/ (+ its .json sidecar)
@@ -142,9 +143,13 @@ def long_report(cfg: TrainConfig, result: EpochResult) -> dict[str, Any]:
 
 
 def train_trial(config: dict[str, Any], *, base: dict[str, Any], space: dict[str, Any], metric: str, mode: str,
-                epochs: int | None = None) -> None:  # fmt: skip
+                epochs: int | None = None, finished: Collection[str] = ()) -> None:  # fmt: skip
     """One search trial. ``config``: the sampled params; ``base``: flat base config; ``space``: the space file;
-    ``epochs``: the sweep's (``--epochs``: the config is rescaled to it after the params apply; None: the base's)."""
+    ``epochs``: the sweep's (``--epochs``: the config is rescaled to it after the params apply; None: the base's);
+    ``finished``: the trials the experiment's record holds (a restored search's): one of them that Tune restored as
+    unfinished, because it ended after the last state save, reports its recorded result and trains no more."""
+    if replay_finished(finished):
+        return
     search_space = space_from_dict(space, "experiment space")
 
     def build(trial_keys: dict[str, Any]) -> TrainConfig:

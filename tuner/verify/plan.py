@@ -24,7 +24,7 @@ import dataclasses
 import io
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,15 @@ import pandas as pd
 from trainer_core.errors import ConfigError, DataError, raise_all
 from tuner.experiment.files import ExperimentError, join, read_bytes, write_bytes
 from tuner.experiment.meta import ExperimentMeta
-from tuner.experiment.results import collect_results, finished_trials, no_finished_reason, rank_trials, trial_params
+from tuner.experiment.objectives import spread
+from tuner.experiment.results import (
+    AT_BEST,
+    collect_results,
+    finished_trials,
+    no_finished_reason,
+    rank_trials,
+    trial_params,
+)
 from tuner.search.stop import fit
 from tuner.verify.stats import EXTRA_PREFIXES, verification_table
 
@@ -65,6 +73,8 @@ class VerifyPlan:
     finalists: list[Finalist]
     data: str | None = None  # --verify-data: a dataset folder each re-trained model is also evaluated on
     base_label: str = BASE_LABEL
+    objectives: dict[str, str] = field(default_factory=dict)  # a multi-objective sweep's objectives after the first
+    constraints: list[str] = field(default_factory=list)
 
     @property
     def n_trials(self) -> int:
@@ -142,9 +152,10 @@ def make_plan(meta: ExperimentMeta, top: int, n_seeds: int, data: str | None = N
     ranked = rank_trials(trials, history, meta.metric, meta.mode)
     ranked["search_rank"] = range(1, len(ranked) + 1)
     warm = ranked["warm_start"].astype(bool) if "warm_start" in ranked else pd.Series(False, index=ranked.index)
-    challengers = ranked[~warm].head(top)
+    challengers = _challengers(ranked[~warm], top)
     if challengers.empty:
-        raise ExperimentError(f"{meta.path}: no finished trial besides the base config's own to verify")
+        which = "finished feasible" if meta.constraints else "finished"
+        raise ExperimentError(f"{meta.path}: no {which} trial besides the base config's own to verify")
     finalists = [
         Finalist(str(r["trial_id"]), str(r["trial_id"]), trial_params(r), float(r["value"]), int(r["search_rank"]))
         for _, r in challengers.iterrows()
@@ -155,8 +166,21 @@ def make_plan(meta: ExperimentMeta, top: int, n_seeds: int, data: str | None = N
         BASE_LABEL, str(b["trial_id"]) if b is not None else None, None,
         float(b["value"]) if b is not None else math.nan, int(b["search_rank"]) if b is not None else None,
     ))  # fmt: skip
-    return VerifyPlan(top, fresh_seeds(meta.base().run.seed, n_seeds), meta.metric, meta.mode,
-                      meta.epochs, finalists, data)  # fmt: skip
+    return VerifyPlan(top, fresh_seeds(meta.base().run.seed, n_seeds), meta.metric, meta.mode, meta.epochs,
+                      finalists, data, objectives=dict(meta.extra_objectives),
+                      constraints=list(meta.constraints))  # fmt: skip
+
+
+def _challengers(ranked: pd.DataFrame, top: int) -> pd.DataFrame:
+    """The finalists besides the base, from the search's ranking by the first objective (best first): with
+    constraints, feasible trials only; with several objectives, ``top`` points spread along the front, its two
+    ends first among them (the front sorted by the first objective)."""
+    if "feasible" in ranked:
+        ranked = ranked[ranked["feasible"].astype(bool)]
+    if "pareto" not in ranked:
+        return ranked.head(top)
+    front = ranked[ranked["pareto"].astype(bool)]  # still sorted by the first objective
+    return front.iloc[spread(len(front), top)]
 
 
 def _sub_meta(meta: ExperimentMeta, plan: VerifyPlan) -> ExperimentMeta:
@@ -186,15 +210,13 @@ def run_verification(meta: ExperimentMeta, plan: VerifyPlan) -> pd.DataFrame:
     from ray import tune
     from ray.tune.schedulers import FIFOScheduler
 
-    from tuner.search.progress import fresh_callbacks, progress_callback
+    from tuner.search.progress import progress_callback
     from tuner.search.trainable import checkpoint_config
 
     path = verification_path(meta)
     trainable = _trainable(meta, plan)
     if tune.Tuner.can_restore(path):
-        tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True, resume_errored=True)
-        fresh_callbacks(tuner, [progress_callback(meta, "verification", plan.n_trials, plan.epochs,
-                                                  label=_trial_label, word="verify")])  # fmt: skip
+        tuner = _restored(meta, plan, resume_errored=True)
     else:
         plan.save(meta)
         tuner = tune.Tuner(
@@ -215,8 +237,22 @@ def run_verification(meta: ExperimentMeta, plan: VerifyPlan) -> pd.DataFrame:
                 verbose=0,
             ),
         )
-    fit(tuner, meta.path)
+    fit(tuner, meta.path, restart=lambda: _restored(meta, plan))
     return finish_verification(meta, plan)
+
+
+def _restored(meta: ExperimentMeta, plan: VerifyPlan, resume_errored: bool = False):  # noqa: ANN202
+    """The verification's Tuner restored from its saved state, with this driver's progress lines; its errored trials
+    retried with ``resume_errored`` (a resumed verification), else left errored (a restart after a memory kill)."""
+    from ray import tune
+
+    from tuner.search.progress import fresh_callbacks, progress_callback
+
+    tuner = tune.Tuner.restore(verification_path(meta), trainable=_trainable(meta, plan), resume_unfinished=True,
+                               resume_errored=resume_errored)  # fmt: skip
+    fresh_callbacks(tuner, [progress_callback(meta, "verification", plan.n_trials, plan.epochs, label=_trial_label,
+                                              word="verify")])  # fmt: skip
+    return tuner
 
 
 def _trial_label(trial: Any) -> str:
@@ -242,6 +278,8 @@ def verification_runs(meta: ExperimentMeta, plan: VerifyPlan) -> pd.DataFrame:
         "trial_id": trials["trial_id"],
         "checkpoint": [join(str(p), RUN_DIR, "best_model.pt") for p in trials["path"]],
     })  # fmt: skip
+    scored = [c for c in trials.columns if c.startswith(AT_BEST)]  # the other objectives at each run's best epoch
+    runs = runs.join(trials.set_index("trial_id")[scored], on="trial_id") if scored else runs
     extra = [c for c in history.columns if c.startswith(EXTRA_PREFIXES)]
     if extra:
         last = history.sort_values("epoch").groupby("trial_id")[extra].last()
@@ -250,6 +288,8 @@ def verification_runs(meta: ExperimentMeta, plan: VerifyPlan) -> pd.DataFrame:
 
 
 def finish_verification(meta: ExperimentMeta, plan: VerifyPlan) -> pd.DataFrame:
+    # the experiment's objectives and constraints (a plan written before they were recorded in it has none)
+    plan = dataclasses.replace(plan, objectives=dict(meta.extra_objectives), constraints=list(meta.constraints))
     table = verification_table(verification_runs(meta, plan), plan)
     buf = io.BytesIO()
     table.to_parquet(buf, index=False)

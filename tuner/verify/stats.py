@@ -19,7 +19,11 @@ import math
 import statistics
 from typing import Any
 
+import numpy as np
 import pandas as pd
+
+from tuner.experiment.objectives import Constraint, pareto_mask
+from tuner.experiment.results import AT_BEST
 
 CONFIDENCE = 0.95
 VALUES = ("best", "final")
@@ -73,6 +77,11 @@ def verification_table(runs: pd.DataFrame, plan: Any) -> pd.DataFrame:
     """
     seeds = list(plan.seeds)
     extra_cols = sorted(c for c in runs.columns if c.startswith(EXTRA_PREFIXES))
+    objective_modes = dict(getattr(plan, "objectives", {}) or {})  # the objectives after the first
+    constraints = [Constraint.parse(c) for c in getattr(plan, "constraints", []) or []]
+    for c in constraints:  # a constrained metric is scored per seed like an objective (its mode unused)
+        if c.metric != plan.metric:
+            objective_modes.setdefault(c.metric, "min" if c.op == "<=" else "max")
     by_key = {(str(r["finalist"]), int(r["seed"])): r for _, r in runs.iterrows()}
 
     def per_seed(label: str, col: str) -> list[float]:
@@ -123,14 +132,40 @@ def verification_table(runs: pd.DataFrame, plan: Any) -> pd.DataFrame:
             vals = per_seed(f.label, col)
             row[col] = vals
             row[f"{col}/mean"] = mean_sd(vals)[0]
+        for metric, mode in objective_modes.items():
+            col = AT_BEST + metric
+            vals, base_vals = per_seed(f.label, col), per_seed(base_label, col)
+            mean, sd = mean_sd(vals)
+            g_mean, g_lo, g_hi = t_interval(improvements(vals, base_vals, mode))
+            row |= {f"{col}/values": vals, f"{col}/mean": mean, f"{col}/sd": sd,
+                    f"{col}/improvement_mean": g_mean, f"{col}/improvement_lo": g_lo, f"{col}/improvement_hi": g_hi}
         rows.append(row)
     table = pd.DataFrame(rows)
+    if objective_modes or constraints:
+        table = _verified_front(table, plan, len(seeds), objective_modes, constraints)
     complete = table["n_ok"] == len(seeds)
     key = table["best_mean"] if plan.mode == "min" else -table["best_mean"]
     order = sorted(range(len(table)), key=lambda i: (not complete.iloc[i], _nan_last(key.iloc[i])))
     table = table.iloc[order].reset_index(drop=True)
     table.insert(0, "rank", range(1, len(table) + 1))
     table.insert(1, "winner", table["rank"] == 1)
+    return table
+
+
+def _verified_front(table: pd.DataFrame, plan: Any, n_seeds: int, objective_modes: dict[str, str],
+                    constraints: list[Constraint]) -> pd.DataFrame:  # fmt: skip
+    """``feasible`` (every seed ran and every constraint holds on the mean over the seeds) and, with several
+    objectives, ``pareto``: the verified configs no other feasible one beats on every objective's mean."""
+    complete = (table["n_ok"] == n_seeds).to_numpy()
+    feasible = complete.copy()
+    for c in constraints:
+        col = "best_mean" if c.metric == plan.metric else f"{AT_BEST}{c.metric}/mean"
+        feasible &= np.array([c.violation(v) <= 0 for v in table[col]], dtype=bool)
+    table["feasible"] = feasible
+    objectives = dict(getattr(plan, "objectives", {}) or {})
+    if objectives:
+        cols = ["best_mean", *(f"{AT_BEST}{m}/mean" for m in objectives)]
+        table["pareto"] = pareto_mask(table[cols].to_numpy(dtype=float), [plan.mode, *objectives.values()], feasible)
     return table
 
 

@@ -1,0 +1,65 @@
+"""The searcher of a sweep with several objectives or constraints: Optuna's TPE through Ray's ``OptunaSearch``.
+
+``OptunaSearch`` takes lists of metrics and modes and tells Optuna every objective of a trial's last result;
+Optuna's TPE is multi-objective then (its MOTPE). Constraints reach TPE through the sampler's ``constraints_func``
+(``FeasibilityFromResult``): Optuna calls it while ``study.tell`` records a finished trial, and ``OptunaSearch``
+calls ``tell`` from ``on_trial_complete``, which has the trial's last result; ``ConstrainedOptunaSearch`` hands
+that result over for the length of that call. Both are public: ``on_trial_complete`` is Tune's ``Searcher`` API,
+``constraints_func`` is ``TPESampler``'s (deprecated in Optuna 5.0 in favour of ``Trial.set_constraint``, which
+needs the Optuna trial that ``OptunaSearch`` keeps to itself; scheduled for removal in 7.0, and optuna is capped
+below 5.2 in pyproject.toml). ``tests/tuner/test_multi_objective.py`` checks that a constraint still reaches TPE.
+
+Multi-objective TPE models every finished trial (the window of ``tuner.search.sampler`` ranks trials by one
+value, which several objectives do not have); its cost per suggestion therefore grows with the study.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import optuna
+from ray.tune.search.optuna import OptunaSearch
+
+from tuner.experiment.objectives import Constraint
+
+
+class FeasibilityFromResult:
+    """``constraints_func`` for Optuna: the violations of the completing trial's result (``result``, set by
+    ``ConstrainedOptunaSearch`` around each ``tell``). A class, not a closure, so the searcher pickles."""
+
+    def __init__(self, constraints: Sequence[Constraint]):
+        self.constraints = list(constraints)
+        self.result: dict[str, Any] | None = None
+
+    def __call__(self, trial: optuna.trial.FrozenTrial) -> list[float]:
+        result = self.result or {}
+        return [c.violation(result.get(c.metric)) for c in self.constraints]
+
+
+class ConstrainedOptunaSearch(OptunaSearch):
+    """``OptunaSearch`` that lets its sampler's ``FeasibilityFromResult`` see the result being told."""
+
+    def __init__(self, *args: Any, feasibility: FeasibilityFromResult, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.feasibility = feasibility
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        self.feasibility.result = result
+        try:
+            super().on_trial_complete(trial_id, result, error)
+        finally:
+            self.feasibility.result = None
+
+
+def tpe_with_constraints(seed: int, samples: int, feasibility: FeasibilityFromResult | None,
+                         windowed: bool) -> optuna.samplers.BaseSampler:  # fmt: skip
+    """The sweep's TPE (``tuner.search.sampler.tpe_sampler``), with ``feasibility`` as its constraints and, for
+    several objectives (``windowed`` False), over the whole study."""
+    from tuner.search.sampler import tpe_sampler
+
+    extra: dict[str, Any] = {"constraints_func": feasibility} if feasibility is not None else {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # constraints_func's deprecation (see the module docstring)
+        return tpe_sampler(seed, samples, windowed=windowed, **extra)
