@@ -151,6 +151,34 @@ def test_a_constraint_reaches_optunas_tpe(tmp_path):
     assert feasibility.result is None  # handed over for the tell only
 
 
+def test_a_trial_stopped_before_an_objective_was_measured_is_told_as_pruned(tmp_path, caplog):
+    """ASHA can stop a trial before its first long-horizon validation: its foot skate is NaN. Optuna refuses such
+    a tell (the trial stayed RUNNING in the study for good, and Ray logged a bare "The value nan is not acceptable");
+    it is told as PRUNED, with its constraint recorded, and a trial with every value is COMPLETE."""
+    import optuna
+    from ray import tune
+
+    from tuner.search.multi import ConstrainedOptunaSearch, FeasibilityFromResult, tpe_with_constraints
+
+    storage = f"sqlite:///{tmp_path}/s.db"
+    for name, feasibility in (("c", FeasibilityFromResult([Constraint.parse(f"{DIVERGED}<=0")])), ("n", None)):
+        search = ConstrainedOptunaSearch(space={"x": tune.uniform(0, 1)}, metric=[GEO, FOOT], mode=["min", "min"],
+                                         sampler=tpe_with_constraints(0, 4, feasibility, windowed=False),
+                                         storage=optuna.storages.RDBStorage(storage), study_name=name,
+                                         feasibility=feasibility)  # fmt: skip
+        for i, foot in enumerate([math.nan, None, 0.5]):
+            search.suggest(f"t{i}")
+            result = {GEO: 7.0 + i, DIVERGED: 0, **({FOOT: foot} if foot is not None else {})}
+            with caplog.at_level("WARNING"):
+                search.on_trial_complete(f"t{i}", result)
+        trials = optuna.load_study(study_name=name, storage=storage).trials
+        assert [t.state.name for t in trials] == ["PRUNED", "PRUNED", "COMPLETE"], name
+        assert trials[2].values == [9.0, 0.5]
+        if feasibility is not None:
+            assert [list(t.system_attrs.get("constraints", [])) for t in trials] == [[0.0]] * 3
+    assert "not acceptable" not in caplog.text
+
+
 # --- a real multi-objective sweep ----------------------------------------------------------------------------
 
 

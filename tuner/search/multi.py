@@ -9,12 +9,19 @@ that result over for the length of that call. Both are public: ``on_trial_comple
 needs the Optuna trial that ``OptunaSearch`` keeps to itself; scheduled for removal in 7.0, and optuna is capped
 below 5.2 in pyproject.toml). ``tests/tuner/test_multi_objective.py`` checks that a constraint still reaches TPE.
 
+A trial ASHA stopped before every objective was measured (the long-horizon ones are measured every
+``eval_long_every`` epochs) has no value for some objective: Optuna refuses its ``tell``, Ray logs a bare
+"The value nan is not acceptable", and the trial stays RUNNING in the study for good. ``ConstrainedOptunaSearch``
+tells it as PRUNED instead, as Ray does a single-objective trial without its metric: TPE then counts it among
+the worse trials, which is what ASHA found it to be.
+
 Multi-objective TPE models every finished trial (the window of ``tuner.search.sampler`` ranks trials by one
 value, which several objectives do not have); its cost per suggestion therefore grows with the study.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -39,18 +46,30 @@ class FeasibilityFromResult:
 
 
 class ConstrainedOptunaSearch(OptunaSearch):
-    """``OptunaSearch`` that lets its sampler's ``FeasibilityFromResult`` see the result being told."""
+    """``OptunaSearch`` for several objectives or constraints: lets its sampler's ``FeasibilityFromResult`` (if any)
+    see the result being told, and tells a trial missing an objective's value as PRUNED (the module docstring)."""
 
-    def __init__(self, *args: Any, feasibility: FeasibilityFromResult, **kwargs: Any):
+    def __init__(self, *args: Any, feasibility: FeasibilityFromResult | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.feasibility = feasibility
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        self.feasibility.result = result
+        metrics = self.metric if isinstance(self.metric, list) else [self.metric]
+        told = result if result and all(_finite(result.get(m)) for m in metrics) else None
+        if self.feasibility is not None:
+            self.feasibility.result = result
         try:
-            super().on_trial_complete(trial_id, result, error)
+            super().on_trial_complete(trial_id, told, error)
         finally:
-            self.feasibility.result = None
+            if self.feasibility is not None:
+                self.feasibility.result = None
+
+
+def _finite(value: Any) -> bool:
+    try:
+        return value is not None and math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
 
 
 def tpe_with_constraints(seed: int, samples: int, feasibility: FeasibilityFromResult | None,

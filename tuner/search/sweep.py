@@ -78,8 +78,8 @@ def searcher(meta: ExperimentMeta, space: SearchSpace):  # noqa: ANN201
         storage=storage,
         study_name=meta.name if storage is not None else None,
     )
-    search = (ConstrainedOptunaSearch(**kwargs, feasibility=feasibility) if feasibility is not None
-              else OptunaSearch(**kwargs))  # fmt: skip
+    several = feasibility is not None or meta.multi_objective
+    search = ConstrainedOptunaSearch(**kwargs, feasibility=feasibility) if several else OptunaSearch(**kwargs)
     concurrent = meta.max_concurrent or None
     return ConcurrencyLimiter(search, max_concurrent=concurrent) if concurrent else search
 
