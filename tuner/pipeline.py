@@ -23,6 +23,7 @@ from trainer_core.config import TrainConfig
 from trainer_core.config_load import load_config, smoke_config
 from trainer_core.data.datasets import load_dataset
 from trainer_core.errors import ConfigError, raise_all
+from trainer_core.train.group_eval import group_metric_names, spec_groups
 from trainer_core.train.long_eval import METRICS as LONG_METRICS
 from trainer_core.train.metrics import metric_names
 from tuner.experiment.files import ExperimentError, join, read_bytes, resolve_storage
@@ -187,7 +188,7 @@ def sweep_objectives(o: SweepOptions, base: TrainConfig) -> tuple[list[Objective
     """
     metrics, modes = _listed(o.metric) or [base.run.objective], _listed(o.mode)
     default_mode = base.run.objective_mode if metrics[0] == base.run.objective else "min"
-    known = [*metric_names(), *LONG_METRICS]
+    known = [*metric_names(), *group_metric_names(spec_groups(base.data.motion_groups)), *LONG_METRICS]
     objectives = objectives_from_options(metrics, modes, known, default_mode)
     constraints = [Constraint.parse(c, known) for c in o.constraints or []]
     problems = []

@@ -301,6 +301,7 @@ def test_the_report_draws_the_front(mo_sweep, tmp_path):
     (["--constraint", f"{DIVERGED}=0"], ["must be METRIC<=VALUE or METRIC>=VALUE"]),
     (["--constraint", "FreeRun/long/Diverged<=0"], ["not a metric the trainer reports", DIVERGED]),
     (["--metric", FOOT], ["the first objective is the one ASHA stops on"]),
+    (["--metric", GEO, "--metric", "FreeRun/group/inplace/VsCopyLast"], ["FreeRun/group/in-place/VsCopyLast"]),
 ])  # fmt: skip
 def test_bad_sweep_objectives_are_refused_before_anything_is_written(tmp_path, args, fragments):
     proc = run_cli("sweep", "--smoke-test", *args, "--storage", str(tmp_path / "s"), "--name", "x", cwd=tmp_path)

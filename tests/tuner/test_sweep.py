@@ -22,6 +22,7 @@ def test_smoke_sweep_runs_eight_trials_and_asha_stops_some_early(smoke_sweep):
 def test_every_report_carries_the_latest_long_validation(smoke_sweep):
     """The smoke config validates long (``FreeRun/long``) on its free-run epochs, 2 to 4: every report holds the
     latest values and the epoch they come from, so a scheduler on them finds them; before, NaN and epoch 0."""
+    from trainer_core.train.group_eval import group_metric_names
     from trainer_core.train.long_eval import EPOCH_KEY, METRICS
 
     _, _, history, _ = smoke_sweep
@@ -33,6 +34,9 @@ def test_every_report_carries_the_latest_long_validation(smoke_sweep):
     for k in ("FootSkateMS", "PoseDriftDeg", "CtrlSpeedErr", "StepHzErr"):
         assert later[f"FreeRun/long/{k}"].notna().all() and (later[f"FreeRun/long/{k}"] >= 0).all(), k
     assert (later["FreeRun/long/DivergedClips"] == 0).all()
+    # Each epoch's free run per motion group, which a sweep can rank on (``--metric FreeRun/group/...``).
+    groups = group_metric_names(("locomotion", "in-place"))
+    assert set(groups) <= set(history.columns) and (history[groups] > 0).all().all()
 
 
 def test_a_report_carries_the_last_long_values_forward():

@@ -30,6 +30,7 @@ from trainer_core.io_utils import atomic_write_json, json_safe
 from trainer_core.model.rollout import free_run, predict, scheduled_sampling_inputs
 from trainer_core.train import checkpoint as ckpt
 from trainer_core.train.adaptive import shared_layer
+from trainer_core.train.group_eval import GroupValidation, group_metric_names, spec_groups
 from trainer_core.train.long_eval import EPOCH_KEY, latest_long, long_due, run_validation, summary_section
 from trainer_core.train.long_eval import PREFIX as LONG_PREFIX
 from trainer_core.train.losses import TERM_GROUP, TERMS, freerun_term, step_terms, weighted_total
@@ -288,7 +289,7 @@ def fit(
     objective, mode = cfg.run.objective, cfg.run.objective_mode
     s.val_baselines = baselines(s.val, s.kin, cfg.freerun.eval_freerun_horizon)
     base = s.val_baselines["copy-last-frame"]
-    known = metric_names(tuple(s.kin.groups))
+    known = [*metric_names(tuple(s.kin.groups)), *group_metric_names(spec_groups(cfg.data.motion_groups))]
     if objective not in known:
         raise ConfigError(
             f"`objective` is {objective!r}, but must be a metric the trainer writes{did_you_mean(objective, known)}"
@@ -296,6 +297,9 @@ def fit(
     clips = {c.name: c for c in s.dataset.clips}
     long_val = run_validation(cfg, s.val, s.dataset.skeleton, s.train.R,
                               motion_groups([clips[n] for n in s.val.names], cfg.data.motion_groups))  # fmt: skip
+    group_val = GroupValidation.create([clips[n] for n in s.val.names], cfg.data.motion_groups, s.dataset.skeleton,
+                                       s.kin, s.norm, cfg.optim.seq_len, cfg.data.cond_window_s,
+                                       cfg.freerun.eval_freerun_horizon, s.device)  # fmt: skip
 
     # Everything is checked: from here on files are written.
     out.mkdir(parents=True, exist_ok=True)
@@ -319,6 +323,8 @@ def fit(
         t0 = time.perf_counter()
         train_stats = train_epoch(s, epoch)
         metrics = {**evaluate(s.model, s.rt, s.kin, s.val, cfg.freerun.eval_freerun_horizon), **train_stats}
+        if group_val is not None and math.isfinite(train_stats["loss/total"]):
+            metrics.update(group_val.metrics(s.model, s.rt, s.kin))
         finite = math.isfinite(train_stats["loss/total"])  # a diverged epoch's rollouts would only be NaN
         if long_val is not None and finite and long_due(cfg, epoch, train_stats["freerun_weight"]):
             long_result = long_val.metrics(s.model, s.rt)
