@@ -8,8 +8,9 @@ import pytest
 
 from trainer_core.errors import ConfigError
 from trainer_core.split_spec import GroupSpec
-from trainer_core.train.group_eval import PREFIX, group_metric_names, spec_groups
+from trainer_core.train.group_eval import group_metric_names, spec_groups
 from trainer_core.train.loop import fit
+from trainer_core.train.metrics_io import GROUP_PREFIX as PREFIX
 
 
 def test_every_epoch_reports_free_run_per_group_equal_to_the_summarys_per_group_numbers(tiny_config, tmp_path):

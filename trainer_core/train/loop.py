@@ -297,9 +297,8 @@ def fit(
     clips = {c.name: c for c in s.dataset.clips}
     long_val = run_validation(cfg, s.val, s.dataset.skeleton, s.train.R,
                               motion_groups([clips[n] for n in s.val.names], cfg.data.motion_groups))  # fmt: skip
-    group_val = GroupValidation.create([clips[n] for n in s.val.names], cfg.data.motion_groups, s.dataset.skeleton,
-                                       s.kin, s.norm, cfg.optim.seq_len, cfg.data.cond_window_s,
-                                       cfg.freerun.eval_freerun_horizon, s.device)  # fmt: skip
+    group_val = GroupValidation.create(s.val, [clips[n] for n in s.val.names], cfg.data.motion_groups,
+                                       cfg.freerun.eval_freerun_horizon)  # fmt: skip
 
     # Everything is checked: from here on files are written.
     out.mkdir(parents=True, exist_ok=True)
@@ -322,9 +321,10 @@ def fit(
     for epoch in range(start, cfg.optim.epochs + 1):
         t0 = time.perf_counter()
         train_stats = train_epoch(s, epoch)
-        metrics = {**evaluate(s.model, s.rt, s.kin, s.val, cfg.freerun.eval_freerun_horizon), **train_stats}
-        if group_val is not None and math.isfinite(train_stats["loss/total"]):
-            metrics.update(group_val.metrics(s.model, s.rt, s.kin))
+        groups = None if group_val is None else group_val.windows
+        metrics = {**evaluate(s.model, s.rt, s.kin, s.val, cfg.freerun.eval_freerun_horizon, groups), **train_stats}
+        if group_val is not None:
+            metrics.update(group_val.ratios(metrics))
         finite = math.isfinite(train_stats["loss/total"])  # a diverged epoch's rollouts would only be NaN
         if long_val is not None and finite and long_due(cfg, epoch, train_stats["freerun_weight"]):
             long_result = long_val.metrics(s.model, s.rt)

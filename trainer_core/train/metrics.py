@@ -43,7 +43,7 @@ from trainer_core.geometry import geodesic_angle, so3_log
 from trainer_core.model.model import MotionModel
 from trainer_core.model.rollout import Runtime, free_run
 from trainer_core.train.losses import TERMS, Kinematics, masked_mean
-from trainer_core.train.metrics_io import FREERUN_PREFIX
+from trainer_core.train.metrics_io import FREERUN_PREFIX, GROUP_PREFIX
 
 EVAL_CHUNK = 8192  # rollouts per forward pass in evaluation
 
@@ -147,18 +147,38 @@ def prediction_metrics(
     return dict(zip(out.keys(), values))
 
 
+@dataclass
+class WindowGroups:
+    """Which group each frame of a split belongs to, to score groups of clips from one pooled rollout."""
+
+    index: torch.Tensor  # (F,) long: the group of each frame (its clip's); -1: none
+    names: tuple[str, ...]
+
+    def geo_deg(self, split: Split, pred: Prediction, starts: torch.Tensor) -> dict[str, float]:
+        """Group name -> ``GeoDeg`` of the predictions from ``starts`` whose start lies in that group (NaN: none).
+        The same masked mean as ``prediction_metrics``, over the group's windows alone."""
+        geo = geodesic_angle(pred.R, split.R[pred.target_idx]).mean(-1) * (180.0 / math.pi)  # (N, H)
+        group = self.index[starts]
+        values = [masked_mean(geo, pred.mask & (group == i)[:, None]) for i in range(len(self.names))]
+        return dict(zip(self.names, torch.stack(values).tolist()))
+
+
 @torch.no_grad()
-def evaluate(model: MotionModel, rt: Runtime, kin: Kinematics, split: Split, horizon: int) -> dict[str, float]:
-    """Teacher and free-run metrics of ``model`` on ``split``."""
+def evaluate(
+    model: MotionModel, rt: Runtime, kin: Kinematics, split: Split, horizon: int, groups: WindowGroups | None = None
+) -> dict[str, float]:
+    """Teacher and free-run metrics of ``model`` on ``split``; with ``groups``, also ``FreeRun/GeoDeg`` of each
+    group's windows alone, ``FreeRun/group/<name>/GeoDeg`` (from the same rollouts: no extra work)."""
     was_training = model.training
     model.eval()
     try:
         t_starts = teacher_starts(split)
         f_starts = freerun_starts(split, horizon)
         metrics = prediction_metrics(split, kin, t_starts, model_prediction(model, rt, split, t_starts, 1), "")
-        metrics.update(
-            prediction_metrics(split, kin, f_starts, model_prediction(model, rt, split, f_starts, horizon), "FreeRun/")
-        )
+        free = model_prediction(model, rt, split, f_starts, horizon)
+        metrics.update(prediction_metrics(split, kin, f_starts, free, "FreeRun/"))
+        if groups is not None:
+            metrics.update({f"{GROUP_PREFIX}{g}/GeoDeg": v for g, v in groups.geo_deg(split, free, f_starts).items()})
     finally:
         model.train(was_training)
     return metrics

@@ -15,6 +15,7 @@ from typing import Any
 from trainer_core.io_utils import atomic_write_json, atomic_write_text
 
 FREERUN_PREFIX = "FreeRun/"
+GROUP_PREFIX = FREERUN_PREFIX + "group/"  # FreeRun/group/<group>/<metric>: one motion group's free run
 
 
 def history_name(key: str) -> str:
