@@ -58,18 +58,16 @@ class GroupValidation:
         """``split`` built from ``clips`` (in order). None without groups, or when no group holds a free-run
         window; a group without one is left out."""
         groups = motion_groups(clips, spec)
-        names = tuple(sorted(set(groups.values())))
+        if not groups:
+            return None
+        lengths = torch.tensor([c.n_frames for c in clips])
+        clip_of_frame = torch.repeat_interleave(torch.arange(len(clips)), lengths).to(split.clip_begin.device)
+        starts = freerun_starts(split, horizon)
+        names = tuple(sorted({groups[clips[i].name] for i in clip_of_frame[starts].unique().tolist()}))
         if not names:
             return None
-        lengths = [c.n_frames for c in clips]
-        per_clip = torch.tensor([names.index(groups[c.name]) for c in clips], dtype=torch.long)
-        index = torch.repeat_interleave(per_clip, torch.tensor(lengths)).to(split.clip_begin.device)
-        starts = freerun_starts(split, horizon)
-        present = tuple(n for i, n in enumerate(names) if bool((index[starts] == i).any()))
-        if not present:
-            return None
-        index = torch.tensor([present.index(n) if n in present else -1 for n in names], device=index.device)[index]
-        windows = WindowGroups(index, present)
+        per_clip = torch.tensor([names.index(groups[c.name]) if groups[c.name] in names else -1 for c in clips])
+        windows = WindowGroups(per_clip.to(clip_of_frame.device)[clip_of_frame], names)
         copy_last = windows.geo_deg(split, copy_last_prediction(split, starts, horizon), starts)
         return cls(windows, copy_last)
 
