@@ -52,13 +52,14 @@ def sleep_trial(config: dict[str, Any], *, epochs: int, sleep: float, metric: st
                      "report_time": time.time(), "pid": os.getpid()})  # fmt: skip
 
 
-TIMES: dict[str, list[float]] = {"suggest": [], "suggest_cpu": [], "complete_cpu": []}
+TIMES: dict[str, list[float]] = {"suggest": [], "suggest_cpu": [], "draw_cpu": [], "complete_cpu": []}
 
 
 def timed(searcher: Any) -> None:
-    """Make ``searcher`` (Ray's OptunaSearch) record into ``TIMES`` how long its ``suggest`` calls that return a
-    config take (wall, and CPU of the driver's thread: what the searcher costs whatever else the machine runs),
-    and the CPU its trial completions (TPE's ``tell``) take. A subclass, so Tune can still pickle it."""
+    """Make ``searcher`` (``tuner.search.tpe_search.TPESearch``) record into ``TIMES``: how long Tune's ``suggest``
+    calls take in the driver loop (wall, and CPU of the driver's thread), the CPU each TPE draw takes (``_ask``, on
+    whichever thread it runs: the driver's, or the prefetch thread in a sweep that suggests ahead), and the CPU its
+    trial completions (TPE's ``tell``) take. A subclass, so Tune can still pickle it."""
     base = type(searcher)
 
     class Timed(base):  # type: ignore[misc, valid-type]
@@ -68,6 +69,12 @@ def timed(searcher: Any) -> None:
             if isinstance(out, dict):
                 TIMES["suggest"].append(time.perf_counter() - t)
                 TIMES["suggest_cpu"].append(time.thread_time() - c)
+            return out
+
+        def _ask(self) -> Any:
+            c = time.thread_time()
+            out = super()._ask()
+            TIMES["draw_cpu"].append(time.thread_time() - c)
             return out
 
         def on_trial_complete(self, trial_id: str, *args: Any, **kwargs: Any) -> Any:
@@ -123,6 +130,7 @@ def run(args: argparse.Namespace, root: Path) -> None:
     from tuner.pipeline import SweepOptions, prepare
     from tuner.search.pending import pending_trials
     from tuner.search.sweep import init_ray, run_config, searcher, tune_config
+    from tuner.search.tpe_search import PREFETCH_MIN_SAMPLES
 
     for attempt in range(3):  # on a loaded machine Ray's raylet can give up waiting for its dashboard agent
         try:
@@ -145,7 +153,7 @@ def run(args: argparse.Namespace, root: Path) -> None:
     fn = tune.with_parameters(sleep_trial, epochs=args.epochs, sleep=args.sleep, metric=meta.metric)
     base = None if args.no_baseline else ray_tune_alone(args, root, meta, fn, slots)
     search_alg = searcher(meta, space_from_dict(meta.space, "space"))
-    timed(getattr(search_alg, "searcher", search_alg))  # the OptunaSearch inside the ConcurrencyLimiter
+    timed(getattr(search_alg, "searcher", search_alg))  # the TPESearch inside the ConcurrencyLimiter
     tuner = tune.Tuner(tune.with_resources(fn, dict(meta.resources)), tune_config=tune_config(meta, search_alg),
                        run_config=run_config(meta))  # fmt: skip
     with open(root / "progress.log", "w") as log, contextlib.redirect_stdout(log):
@@ -164,7 +172,7 @@ def run(args: argparse.Namespace, root: Path) -> None:
     nominal = args.trials * args.epochs * args.sleep / slots
     counts = trials["status"].value_counts().to_dict()
     per_trial_ms = _per_trial_ms(wall, minimum, slots, args.trials)
-    s, cpu, c = TIMES["suggest"], TIMES["suggest_cpu"], TIMES["complete_cpu"]
+    s, cpu, c, draw = TIMES["suggest"], TIMES["suggest_cpu"], TIMES["complete_cpu"], TIMES["draw_cpu"]
     result = {
         "trials": args.trials, "searcher": args.searcher, "epochs": args.epochs, "sleep_s": args.sleep, "cpus": cpus,
         "cpus_per_trial": args.cpus_per_trial, "slots": slots, "max_concurrent": args.max_concurrent,
@@ -177,6 +185,8 @@ def run(args: argparse.Namespace, root: Path) -> None:
         "suggest_last100_max_ms": round(max(s[-100:]) * 1e3, 2) if s else None,
         "suggest_cpu_first100_ms": round(statistics.mean(cpu[:100]) * 1e3, 2) if cpu else None,
         "suggest_cpu_last100_ms": round(statistics.mean(cpu[-100:]) * 1e3, 2) if cpu else None,
+        "draw_cpu_first100_ms": round(statistics.mean(draw[:100]) * 1e3, 2) if draw else None,
+        "draw_cpu_last100_ms": round(statistics.mean(draw[-100:]) * 1e3, 2) if draw else None,
         "complete_first100_ms": round(statistics.mean(c[:100]) * 1e3, 2) if c else None,
         "complete_last100_ms": round(statistics.mean(c[-100:]) * 1e3, 2) if c else None,
         "collect_s": round(collect, 2), "load_1m": round(os.getloadavg()[0], 1), "baseline": base,
@@ -197,6 +207,8 @@ def run(args: argparse.Namespace, root: Path) -> None:
     print(f"overhead per trial     {per_trial_ms:8.1f} ms of a slot  ((wall - minimum) x slots / trials)")
     print(f"suggest, first 100     {_ms(s[:100])}; CPU {_ms(cpu[:100])}")
     print(f"suggest, last 100      {_ms(s[-100:])}; CPU {_ms(cpu[-100:])}")
+    print(f"TPE draw, CPU: first 100 {_ms(draw[:100])}; last 100 {_ms(draw[-100:])}  (prepared ahead on a thread "
+          f"from {PREFETCH_MIN_SAMPLES} samples on)")
     print(f"trial end (TPE tell), CPU: first 100 {_ms(c[:100])}; last 100 {_ms(c[-100:])}")
     load = os.getloadavg()
     print(f"machine load (1, 5, 15 min) at the end: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}, {os.cpu_count()} cores")

@@ -1,6 +1,6 @@
 """Optuna define-by-run functions: ``trial -> None``, recording the params on the trial.
 
-Ray's ``OptunaSearch(space=define_by_run(space))`` takes it as is. It is a
+The sweep's searcher runs it on each trial it asks Optuna for. It is a
 picklable object, not a closure, because Tune saves the searcher with the
 experiment state. The stage count is asked first, so TPE sees the per-stage
 dimensions as conditional on it; a parameter with a ``when`` condition

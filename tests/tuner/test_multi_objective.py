@@ -127,21 +127,24 @@ def test_the_export_rule_prefers_within_the_bound():
         Within.parse("GeoDeg=5%", objectives)
 
 
+def _x_space(trial):
+    trial.suggest_float("x", 0, 1)
+
+
 def test_a_constraint_reaches_optunas_tpe(tmp_path):
-    """Through ``ConstrainedOptunaSearch``, Optuna records each told trial's constraint values (public
+    """Through ``TPESearch``, Optuna records each told trial's constraint values (public
     ``FrozenTrial.system_attrs`` of a study in public storage): a change in Ray or Optuna that stops them reaching
     TPE fails here."""
     import optuna
-    from ray import tune
 
-    from tuner.search.multi import ConstrainedOptunaSearch, FeasibilityFromResult, tpe_with_constraints
+    from tuner.search.multi import FeasibilityFromResult, tpe_with_constraints
+    from tuner.search.tpe_search import TPESearch
 
     feasibility = FeasibilityFromResult([Constraint.parse(f"{DIVERGED}<=0")])
     storage = f"sqlite:///{tmp_path}/s.db"
-    search = ConstrainedOptunaSearch(space={"x": tune.uniform(0, 1)}, metric=[GEO, FOOT], mode=["min", "min"],
-                                     sampler=tpe_with_constraints(0, 4, feasibility, windowed=False),
-                                     storage=optuna.storages.RDBStorage(storage), study_name="s",
-                                     feasibility=feasibility)  # fmt: skip
+    search = TPESearch(_x_space, metric=[GEO, FOOT], mode=["min", "min"],
+                       sampler=tpe_with_constraints(0, 4, feasibility, windowed=False),
+                       storage=optuna.storages.RDBStorage(storage), study_name="s", feasibility=feasibility)
     for i, diverged in enumerate([0, 3]):
         search.suggest(f"t{i}")
         search.on_trial_complete(f"t{i}", {GEO: 6.0 + i, FOOT: 1.0 - i / 10, DIVERGED: diverged})
@@ -156,16 +159,15 @@ def test_a_trial_stopped_before_an_objective_was_measured_is_told_as_pruned(tmp_
     a tell (the trial stayed RUNNING in the study for good, and Ray logged a bare "The value nan is not acceptable");
     it is told as PRUNED, with its constraint recorded, and a trial with every value is COMPLETE."""
     import optuna
-    from ray import tune
 
-    from tuner.search.multi import ConstrainedOptunaSearch, FeasibilityFromResult, tpe_with_constraints
+    from tuner.search.multi import FeasibilityFromResult, tpe_with_constraints
+    from tuner.search.tpe_search import TPESearch
 
     storage = f"sqlite:///{tmp_path}/s.db"
     for name, feasibility in (("c", FeasibilityFromResult([Constraint.parse(f"{DIVERGED}<=0")])), ("n", None)):
-        search = ConstrainedOptunaSearch(space={"x": tune.uniform(0, 1)}, metric=[GEO, FOOT], mode=["min", "min"],
-                                         sampler=tpe_with_constraints(0, 4, feasibility, windowed=False),
-                                         storage=optuna.storages.RDBStorage(storage), study_name=name,
-                                         feasibility=feasibility)  # fmt: skip
+        search = TPESearch(_x_space, metric=[GEO, FOOT], mode=["min", "min"],
+                           sampler=tpe_with_constraints(0, 4, feasibility, windowed=False),
+                           storage=optuna.storages.RDBStorage(storage), study_name=name, feasibility=feasibility)
         for i, foot in enumerate([math.nan, None, 0.5]):
             search.suggest(f"t{i}")
             result = {GEO: 7.0 + i, DIVERGED: 0, **({FOOT: foot} if foot is not None else {})}

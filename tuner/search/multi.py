@@ -1,27 +1,23 @@
-"""The searcher of a sweep with several objectives or constraints: Optuna's TPE through Ray's ``OptunaSearch``.
+"""Several objectives and constraints for the sweep's TPE.
 
-``OptunaSearch`` takes lists of metrics and modes and tells Optuna every objective of a trial's last result;
-Optuna's TPE is multi-objective then (its MOTPE). Constraints reach TPE through the sampler's ``constraints_func``
-(``FeasibilityFromResult``): Optuna calls it while ``study.tell`` records a finished trial, and ``OptunaSearch``
-calls ``tell`` from ``on_trial_complete``, which has the trial's last result; ``ConstrainedOptunaSearch`` hands
-that result over for the length of that call. Both are public: ``on_trial_complete`` is Tune's ``Searcher`` API,
-``constraints_func`` is ``TPESampler``'s (deprecated in Optuna 5.0 in favour of ``Trial.set_constraint``, which
-needs the Optuna trial that ``OptunaSearch`` keeps to itself; scheduled for removal in 7.0, and optuna is capped
-below 5.2 in pyproject.toml). ``tests/tuner/test_multi_objective.py`` checks that a constraint still reaches TPE.
-
-A trial ASHA stopped before every objective was measured (the long-horizon ones are measured every
-``eval_long_every`` epochs) has no value for some objective: Optuna refuses its ``tell``, Ray logs a bare
-"The value nan is not acceptable", and the trial stays RUNNING in the study for good. ``ConstrainedOptunaSearch``
-tells it as PRUNED instead, as Ray does a single-objective trial without its metric: TPE then counts it among
-the worse trials, which is what ASHA found it to be.
+Given lists of metrics and modes, ``tuner.search.tpe_search.TPESearch`` tells Optuna every objective of a trial's
+last result; Optuna's TPE is multi-objective then (its MOTPE). Constraints reach TPE through the sampler's
+``constraints_func`` (``FeasibilityFromResult``): Optuna calls it while ``study.tell`` records a finished trial, and
+the searcher hands it the trial's last result for the length of that call. ``constraints_func`` is ``TPESampler``'s
+public argument (deprecated in Optuna 5.0 in favour of ``Trial.set_constraint``; scheduled for removal in 7.0, and
+optuna is capped below 5.2 in pyproject.toml). ``tests/tuner/test_multi_objective.py`` checks that a constraint
+still reaches TPE.
 
 Multi-objective TPE models every finished trial (the window of ``tuner.search.sampler`` ranks trials by one
 value, which several objectives do not have); its cost per suggestion therefore grows with the study.
+
+``ConstrainedOptunaSearch`` is the searcher experiments saved before ``TPESearch`` were pickled with (Ray's
+``OptunaSearch``, telling a trial without every objective as PRUNED, with the feasibility hand-over): it stays
+so that they restore.
 """
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -30,6 +26,7 @@ import optuna
 from ray.tune.search.optuna import OptunaSearch
 
 from tuner.experiment.objectives import Constraint
+from tuner.search.tpe_search import finite
 
 
 class FeasibilityFromResult:
@@ -46,8 +43,9 @@ class FeasibilityFromResult:
 
 
 class ConstrainedOptunaSearch(OptunaSearch):
-    """``OptunaSearch`` for several objectives or constraints: lets its sampler's ``FeasibilityFromResult`` (if any)
-    see the result being told, and tells a trial missing an objective's value as PRUNED (the module docstring)."""
+    """``OptunaSearch`` for several objectives or constraints, as experiments saved before ``TPESearch`` hold it:
+    lets its sampler's ``FeasibilityFromResult`` (if any) see the result being told, and tells a trial missing an
+    objective's value as PRUNED."""
 
     def __init__(self, *args: Any, feasibility: FeasibilityFromResult | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -55,7 +53,7 @@ class ConstrainedOptunaSearch(OptunaSearch):
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         metrics = self.metric if isinstance(self.metric, list) else [self.metric]
-        told = result if result and all(_finite(result.get(m)) for m in metrics) else None
+        told = result if result and all(finite(result.get(m)) for m in metrics) else None
         if self.feasibility is not None:
             self.feasibility.result = result
         try:
@@ -63,13 +61,6 @@ class ConstrainedOptunaSearch(OptunaSearch):
         finally:
             if self.feasibility is not None:
                 self.feasibility.result = None
-
-
-def _finite(value: Any) -> bool:
-    try:
-        return value is not None and math.isfinite(float(value))
-    except (TypeError, ValueError):
-        return False
 
 
 def tpe_with_constraints(seed: int, samples: int, feasibility: FeasibilityFromResult | None,

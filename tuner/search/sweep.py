@@ -1,4 +1,4 @@
-"""The search: Tuner + OptunaSearch (TPE, warm-started) + ASHA + ConcurrencyLimiter.
+"""The search: Tuner + TPESearch (Optuna's TPE, warm-started) + ASHA + ConcurrencyLimiter.
 
 ``run_search`` runs a new experiment's search to its end and writes ``trials.parquet`` /
 ``history.parquet``. ``resume_search`` restores an interrupted one with ``Tuner.restore``: finished
@@ -48,14 +48,14 @@ def default_grace_period(base: TrainConfig) -> int:
 
 
 def searcher(meta: ExperimentMeta, space: SearchSpace):  # noqa: ANN201
-    """The search's searcher: Ray's OptunaSearch (the sweep's TPE, or random), warm-started with the base config,
-    on every objective and constraint (``tuner.search.multi``), in a ConcurrencyLimiter when the sweep has
-    ``--max-concurrent``."""
+    """The search's searcher: ``TPESearch`` over the sweep's TPE (or Optuna's random sampler), warm-started with the
+    base config, on every objective and constraint (``tuner.search.multi``), suggesting one trial ahead in sweeps of
+    ``PREFETCH_MIN_SAMPLES`` or more, in a ConcurrencyLimiter when the sweep has ``--max-concurrent``."""
     import optuna
     from ray.tune.search import ConcurrencyLimiter
-    from ray.tune.search.optuna import OptunaSearch
 
-    from tuner.search.multi import ConstrainedOptunaSearch, FeasibilityFromResult, tpe_with_constraints
+    from tuner.search.multi import FeasibilityFromResult, tpe_with_constraints
+    from tuner.search.tpe_search import PREFETCH_MIN_SAMPLES, TPESearch
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     constraints = meta.constraint_list()
@@ -65,21 +65,19 @@ def searcher(meta: ExperimentMeta, space: SearchSpace):  # noqa: ANN201
         sampler = tpe_with_constraints(meta.seed, meta.samples, feasibility, windowed=not meta.multi_objective)
     else:
         sampler = optuna.samplers.RandomSampler(seed=meta.seed)
-    storage = None
-    if meta.optuna_storage:
-        storage = optuna.storages.RDBStorage(meta.optuna_storage)
+    storage = optuna.storages.RDBStorage(meta.optuna_storage) if meta.optuna_storage else None
     objectives = meta.objectives
-    kwargs = dict(
-        space=define_by_run(space),
+    search = TPESearch(
+        define_by_run(space),
         metric=[o.metric for o in objectives] if meta.multi_objective else meta.metric,
         mode=[o.mode for o in objectives] if meta.multi_objective else meta.mode,
         sampler=sampler,
         points_to_evaluate=[meta.warm_start] if meta.warm_start else None,
         storage=storage,
         study_name=meta.name if storage is not None else None,
+        feasibility=feasibility,
+        prefetch_until=meta.samples if meta.samples >= PREFETCH_MIN_SAMPLES else 0,
     )
-    several = feasibility is not None or meta.multi_objective
-    search = ConstrainedOptunaSearch(**kwargs, feasibility=feasibility) if several else OptunaSearch(**kwargs)
     concurrent = meta.max_concurrent or None
     return ConcurrencyLimiter(search, max_concurrent=concurrent) if concurrent else search
 
