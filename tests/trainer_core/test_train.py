@@ -65,6 +65,22 @@ def test_resume_in_place_rewrites_the_later_history(tmp_path, tiny_config):
     assert _history(tmp_path) == before  # epochs 2-3 replaced by identical values, not appended
 
 
+def test_a_run_resumed_into_another_folder_after_its_best_epoch_keeps_that_best_model(tmp_path, tiny_config):
+    """The best epoch can precede the resume point; the resumed run's folder then gets that best model (the
+    summary's per-group metrics are of it). Before, the resumed run ended in "best_model.pt not found"."""
+    from trainer_core.train import checkpoint as ckpt
+
+    full, part = tmp_path / "full", tmp_path / "part"
+    fit(tiny_config(epochs=1), full, log=lambda _: None)
+    state = ckpt.load(full / "checkpoint_epoch_1.pt")
+    state["best_metric"] = 0.0  # no later epoch beats it: epoch 1 stays the best
+    ckpt.save(state, full / "checkpoint_epoch_1.pt")
+    summary = fit(tiny_config(epochs=2), part, resume=full / "checkpoint_epoch_1.pt", log=lambda _: None)
+    assert ckpt.load(part / ckpt.BEST_NAME)["epoch"] == 1 and summary["best"]["epoch"] == 1
+    assert summary["groups"]["val"]  # the per-group metrics, of the carried best model
+    assert not (part / "checkpoint_epoch_1.pt").exists()  # only the best model is carried over
+
+
 def test_a_second_run_into_the_same_folder_is_refused(tmp_path, tiny_config):
     fit(tiny_config(epochs=1), tmp_path, log=lambda _: None)
     with pytest.raises(CheckpointError, match="already holds a training run"):

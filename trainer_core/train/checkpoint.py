@@ -103,3 +103,15 @@ def prune(out: Path, keep: int) -> None:
     for _, p in epoch_checkpoints(out)[:-keep]:
         p.unlink(missing_ok=True)
         p.with_suffix(".json").unlink(missing_ok=True)
+
+
+def carry_best(run: Path, out: Path, best_epoch: int | None) -> None:
+    """Copy ``run``'s ``best_model.pt`` (and its sidecar) into ``out`` when a run resumed from ``run`` into another
+    folder has none and that model is the resumed run's best (``best_epoch``): the best epoch may precede the
+    resume point, and the summary's per-group and test metrics are of the best model."""
+    src, dst = Path(run) / BEST_NAME, Path(out) / BEST_NAME
+    if best_epoch is None or dst.exists() or not src.exists() or src.resolve() == dst.resolve():
+        return
+    state = load(src)
+    if int(state.get("epoch", -1)) == int(best_epoch):
+        save(state, dst)

@@ -305,6 +305,8 @@ def fit(
     writer = MetricsWriter(out)
     if state is not None:
         writer.truncate_after(start - 1)
+    if isinstance(resume, (str, Path)):  # resumed into another folder: the best model may be an earlier epoch's
+        ckpt.carry_best(Path(resume).parent, out, best_epoch)
     atomic_write_json(out / CONFIG_FILE, cfg.to_dict())
     s.norm.save(out / NORM_FILE)
     log(
@@ -358,7 +360,8 @@ def fit(
     if long_val is not None:
         summary["long"] = json_safe(summary_section(long_val, long_result, long_last))
         atomic_write_json(out / SUMMARY_FILE, summary)
-    if cfg.data.motion_groups is not None and best_epoch is not None:
+    has_best = (out / ckpt.BEST_NAME).exists()  # a run resumed from a loaded state may hold its best elsewhere
+    if cfg.data.motion_groups is not None and best_epoch is not None and has_best:
         best_m, _ = best_model(s, out)
         summary["groups"] = {"val": group_metrics(s, best_m, s.val.names)}
         if s.test is not None:
@@ -367,7 +370,7 @@ def fit(
         atomic_write_json(out / SUMMARY_FILE, summary)
         for line in format_groups(summary["groups"]["val"], "val"):
             log(line)
-    if s.test is not None:
+    if s.test is not None and has_best:
         summary["test"] = json_safe(test_metrics(s, out))
         atomic_write_json(out / SUMMARY_FILE, summary)
         t = summary["test"]

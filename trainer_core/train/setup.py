@@ -7,6 +7,7 @@ touched; ``loop.fit`` trains the ``Setup`` it returns.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,7 +70,10 @@ def arch_for(cfg: TrainConfig, n_joints: int) -> Arch:
 
 def inplace_windows(cfg: TrainConfig, clips: list[Clip], train: Split) -> torch.Tensor | None:
     """Which of ``train``'s window starts (built from ``clips``, in order) lie in ``in-place`` clips, for
-    ``inplace_share``; None without it. Refused before training when the share cannot be drawn."""
+    ``inplace_share``; None without it. Without ``motion_groups`` it is refused before training; training data
+    that is all in one group (no clip in place, or every clip) has no share to set, so it is ignored with a
+    warning and the batches draw the windows as the data holds them: the packaged default sets a share, and a
+    dataset of walking alone must still train with it."""
     share = cfg.data.inplace_share
     if share is None:
         return None
@@ -80,13 +84,13 @@ def inplace_windows(cfg: TrainConfig, clips: list[Clip], train: Split) -> torch.
     lengths = torch.tensor([c.n_frames for c in clips], dtype=torch.long)
     begins = (torch.cumsum(lengths, 0) - lengths)[torch.tensor([groups[c.name] == IN_PLACE for c in clips])]
     inplace = torch.isin(train.clip_begin[train.window_starts], begins.to(train.clip_begin.device))
-    if not bool(inplace.any()):
-        raise DataError(f"`inplace_share` is {share}, but no training clip is in the `{IN_PLACE}` group of "
-                        "`motion_groups`; remove `inplace_share` or group the clips so some are in place")  # fmt: skip
-    if bool(inplace.all()):
-        raise DataError(f"`inplace_share` is {share}, but every training clip is in the `{IN_PLACE}` group; "
-                        "remove `inplace_share`")  # fmt: skip
-    return inplace
+    if bool(inplace.any()) and not bool(inplace.all()):
+        return inplace
+    which = "no training clip is" if not bool(inplace.any()) else "every training clip is"
+    warnings.warn(f"`inplace_share` {share} is ignored: {which} in the `{IN_PLACE}` group of `motion_groups`, so "
+                  "batches draw windows as the data holds them (remove `inplace_share` to silence this)",
+                  stacklevel=2)  # fmt: skip
+    return None
 
 
 def check_device_memory(device: torch.device, dataset: Dataset, splits: Splits) -> None:
