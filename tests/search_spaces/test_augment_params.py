@@ -37,9 +37,10 @@ def test_default_and_wide_search_augmentation_and_regularisation(name):
 
 
 def test_params_set_the_augmentation_block():
-    params = config_to_params(load_space("default"), _base(mirror=False))
+    params = config_to_params(load_space("default"), _base(mirror=False, noise_std=0.0))
     assert (params["augmentation.mirror"], params["augmentation.noise_std"], params["speed_scale_halfwidth"]) == (
         False, 0.0, 0.0)  # fmt: skip
+    assert config_to_params(load_space("default"), load_config())["augmentation.noise_std"] == 0.5  # the packaged
     params.update({"augmentation.mirror": True, "augmentation.noise_std": 0.05, "speed_scale_halfwidth": 0.2})
     cfg = params_to_config(load_space("default"), params, _base(mirror=False))
     assert cfg.aug.mirror == "auto" and cfg.aug.noise_std == 0.05 and list(cfg.aug.speed_scale_range) == [0.8, 1.2]

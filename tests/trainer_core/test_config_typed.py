@@ -94,14 +94,14 @@ def test_sections_built_in_code_take_the_config_forms_and_stay_typed():
         ({"adaptive_loss_terms": "fk_pos, rot_delta"}, "adaptive_loss_terms", ["fk_pos", "rot_delta"]),
         ({"adaptive_loss_terms": ["rot_delta", "fk_pos"]}, "adaptive_loss_terms", ["rot_delta", "fk_pos"]),
         ({}, "augmentation",
-         {"mirror": "auto", "mirror_pairs": None, "noise_std": 0.0, "speed_scale_range": [1.0, 1.0]}),
+         {"mirror": "auto", "mirror_pairs": None, "noise_std": 0.5, "speed_scale_range": [1.0, 1.0]}),
         (
             {"augmentation": {"mirror": True, "mirror_pairs": PAIRS, "speed_scale_range": [0.8, 1.2]}},
             "augmentation",
-            {"mirror": True, "mirror_pairs": PAIRS, "noise_std": 0.0, "speed_scale_range": [0.8, 1.2]},
+            {"mirror": True, "mirror_pairs": PAIRS, "noise_std": 0.5, "speed_scale_range": [0.8, 1.2]},
         ),
         ({"augmentation": {"mirror": False, "mirror_pairs": []}}, "augmentation",
-         {"mirror": False, "mirror_pairs": [], "noise_std": 0.0, "speed_scale_range": [1.0, 1.0]}),
+         {"mirror": False, "mirror_pairs": [], "noise_std": 0.5, "speed_scale_range": [1.0, 1.0]}),
     ],
 )  # fmt: skip
 def test_to_dict_writes_each_value_back_as_the_config_wrote_it(over, key, written):
