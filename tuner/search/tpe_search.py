@@ -113,9 +113,7 @@ class TPESearch(Searcher):
     # -- state ----------------------------------------------------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
         """The state to pickle: the prepared suggestion (waited for) is kept by its number only."""
-        ready = self._take_ready()
-        if ready is not None:  # still prepared, for this driver's next suggest
-            self._ready = _done(ready)
+        ready = self._ready.result() if self._ready is not None else None  # drawn; kept for this driver's next suggest
         state = {k: v for k, v in self.__dict__.items() if k not in ("_pool", "_ready")}
         state["_prepared_number"] = ready.number if ready is not None else None
         return state
@@ -138,12 +136,6 @@ class TPESearch(Searcher):
     @property
     def study(self) -> optuna.Study:
         return self._study
-
-
-def _done(trial: optuna.trial.Trial) -> Future:
-    future: Future = Future()
-    future.set_result(trial)
-    return future
 
 
 def finite(value: Any) -> bool:
