@@ -44,6 +44,7 @@ SCALARS: dict[str, ParamDef] = {
     "num_layers": ParamDef("int", 1, 16, help="MotionEncoder layers"),
     "dropout": ParamDef("float", 0.0, 0.99, help="trunk dropout"),
     "weight_decay": ParamDef("float", 0.0, 1.0, help="AdamW weight decay"),
+    "hold_s": ParamDef("float", 0.0, 60.0, help="seconds of standing still added per in-place training clip"),
     **{
         k: ParamDef("float", 0.0, _W, help="global loss weight")
         for k in WEIGHT_KEYS

@@ -155,6 +155,10 @@ class DataConfig:
     {NAME: [VALUE, ..]}}`` by a label of the clip names, or null. See ``GroupSpec``."""
     inplace_share: float | None = None
     """Share of each training batch's windows drawn from ``in-place`` clips; None: as many as the data holds."""
+    hold_s: float = 0.0
+    """Seconds of standing still added to the training data for each training clip in the ``in-place``
+    group: the clip's stillest frame held, with zero velocity (see ``groups.held_poses``); 0: none. Teaches
+    the model that a figure at rest stays at rest, which held-out standing clips need."""
 
     def __post_init__(self) -> None:
         self._malformed = _parse_structured(self)
@@ -166,6 +170,10 @@ class DataConfig:
         p += [self._malformed[k] for k in ("val_split", "test_split", "motion_groups") if k in self._malformed]
         if self.inplace_share is not None:
             _in_range(p, self, "inplace_share", 0.0, 1.0, "[)")
+        _in_range(p, self, "hold_s", 0.0, 60.0)
+        if self.hold_s > 0 and self.motion_groups is None and "motion_groups" not in self._malformed:
+            p.append(f"`hold_s` is {self.hold_s}, but `motion_groups` is null; set it (e.g. \"speed\") so in-place "
+                     "clips are known, or set `hold_s` to 0")  # fmt: skip
         if self.test_split is not None and self.test_split.kind == "hash":
             p.append('`test_split` is "hash", but must name clips or groups (a hash split is for validation)')
         return p

@@ -18,7 +18,7 @@ def test_show_prints_every_dimension_with_bounds_and_scale():
     proc = run_cli("space", "show", "--space", "default")
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    assert "23 searched dimensions" in out
+    assert "24 searched dimensions" in out
     for fragment in ("lr", "[0.0001, 0.001]", "log", "{4, 8, 16}", "n_stages", "= 3", "freerun_rise", "per stage",
                      "augmentation.mirror", "{False, True}", "speed_scale_halfwidth", "[1 - w, 1 + w]"):  # fmt: skip
         assert fragment in out

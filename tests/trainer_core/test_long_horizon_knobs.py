@@ -16,7 +16,7 @@ from tests.conftest import tiny_overrides
 from trainer_core.config import TFConfig
 from trainer_core.config_load import config_from_dict, load_config
 from trainer_core.data.datasets import bundled_dataset_dir
-from trainer_core.data.groups import motion_groups
+from trainer_core.data.groups import HELD_SUFFIX, held_poses, motion_groups
 from trainer_core.data.skeleton import Skeleton
 from trainer_core.data.splits import split_for
 from trainer_core.errors import ConfigError, DataError
@@ -42,7 +42,7 @@ def copy_styles(folder: Path, skeleton: Skeleton | None = None) -> Path:
 
 
 def small_config(data: Path, **extra):
-    raw = {**load_config().to_dict(), "inplace_share": None}  # the packaged share off: these tests set their own
+    raw = {**load_config().to_dict(), "inplace_share": None, "hold_s": 0.0}  # the packaged share and hold off
     raw.update(tiny_overrides(data=str(data), val_split={"group": "style", "values": ["proud"]}, **extra))
     raw["augmentation"] = {"mirror": False}
     return config_from_dict(raw, "test config")
@@ -185,6 +185,51 @@ def test_setup_refuses_it_before_anything_is_written(three_styles, tmp_path):
     with pytest.raises(ConfigError, match="`inplace_share`"):
         fit(small_config(three_styles, inplace_share=0.3, motion_groups=None), tmp_path / "run", log=lambda _: None)
     assert not (tmp_path / "run").exists()
+
+
+# --- held poses: standing still added to the training data ------------------------------------------------
+
+
+def test_held_poses_hold_each_in_place_clips_stillest_frame(shared):
+    clips = shared.dataset.clips
+    groups = motion_groups(clips, small_config(Path(".")).data.motion_groups)
+    held = {c.name: c for c in held_poses(clips, groups, 2.0)}
+    in_place = [c for c in clips if groups[c.name] == IN_PLACE]
+    assert len(in_place) > 0 and len(in_place) < len(clips)
+    assert sorted(held) == sorted(c.name + HELD_SUFFIX for c in in_place)  # none from a walking clip
+    for c in in_place:
+        h = held[c.name + HELD_SUFFIX]
+        speed = np.linalg.norm(c.angvel, axis=-1).mean(-1)
+        k = int(np.argmin(speed[1:-1])) + 1
+        assert h.n_frames == round(2.0 * c.fps) and h.fps == c.fps
+        assert np.array_equal(h.rot6d, np.repeat(c.rot6d[k : k + 1], h.n_frames, 0))
+        assert np.array_equal(h.soft_contacts, np.repeat(c.soft_contacts[k : k + 1], h.n_frames, 0))
+        assert np.all(h.root_yaw == c.root_yaw[k]) and not h.angvel.any() and not h.root_vel.any()
+        assert speed[k] < np.median(speed)  # the frame is one of the clip's still ones
+
+
+def test_hold_s_adds_standing_to_the_training_split_alone(shared, three_styles):
+    s = setup(small_config(three_styles, hold_s=2.0, inplace_share=0.5, batch=8, steps_per_epoch=6))
+    held = [n for n in s.train.names if n.endswith(HELD_SUFFIX)]
+    groups = motion_groups(shared.dataset.clips, s.cfg.data.motion_groups)
+    assert sorted(held) == sorted(n + HELD_SUFFIX for n in shared.train.names if groups[n] == IN_PLACE)
+    assert s.train.names[: len(shared.train.names)] == shared.train.names
+    assert s.val.names == shared.val.names  # validation stays real clips
+    assert torch.equal(s.norm.x_mean, shared.norm.x_mean) and torch.equal(s.norm.x_std, shared.norm.x_std)
+    first = len(shared.train.names)
+    begin = s.train.clip_begin[s.train.window_starts]
+    held_frames = torch.arange(s.train.n_frames) >= shared.train.n_frames
+    assert s.train.n_frames == shared.train.n_frames + len(held) * round(2.0 * s.train.fps)
+    assert not s.train.traj_raw[held_frames].any()  # no root motion while standing
+    assert torch.equal(s.train.R[held_frames], s.train.R[s.train.clip_begin[held_frames]])  # one pose per clip
+    windows = held_frames[begin]
+    assert windows.sum() > 0 and s.inplace[windows].all()  # held windows count as in place for the share
+    assert len(s.train.names) == first + len(held)
+
+
+def test_hold_s_needs_motion_groups():
+    with pytest.raises(ConfigError, match="`hold_s` is 2.0, but `motion_groups` is null".replace("`", ".")):
+        small_config(Path("."), hold_s=2.0, motion_groups=None)
 
 
 # --- the early foot term ---------------------------------------------------------------------------------

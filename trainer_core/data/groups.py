@@ -18,6 +18,7 @@ from trainer_core.data.clip import Clip
 from trainer_core.split_spec import IN_PLACE, GroupSpec
 
 OTHER = "other"
+HELD_SUFFIX = ":held"  # the name of a clip ``held_poses`` adds: its source clip's, then this
 
 
 def mean_root_speed(clip: Clip) -> float:
@@ -49,3 +50,23 @@ def by_group(groups: dict[str, str], names: list[str]) -> dict[str, list[str]]:
         if n in groups:
             out.setdefault(groups[n], []).append(n)
     return dict(sorted(out.items()))
+
+
+def held_poses(clips: list[Clip], groups: dict[str, str], seconds: float) -> list[Clip]:
+    """For each clip of the ``in-place`` group, a clip of ``seconds`` standing still (``hold_s``).
+
+    Each holds its clip's stillest frame (least mean joint angular speed, first and last
+    frames aside) with zero angular velocity and root velocity, its heading and foot
+    contacts kept, named after their clip (``HELD_SUFFIX``).
+    """
+    out = []
+    for c in clips:
+        n = round(seconds * c.fps)
+        if groups.get(c.name) != IN_PLACE or n < 2 or c.n_frames < 3:
+            continue
+        speed = np.linalg.norm(c.angvel, axis=-1).mean(-1)
+        k = int(speed[1:-1].argmin()) + 1
+        rot6d, yaw, contacts = (np.repeat(a[k : k + 1], n, axis=0) for a in (c.rot6d, c.root_yaw, c.soft_contacts))
+        still = np.zeros((n, *c.angvel.shape[1:]), c.angvel.dtype), np.zeros((n, 2), c.root_vel.dtype)
+        out.append(Clip(rot6d, still[0], yaw, still[1], contacts, c.fps, c.name + HELD_SUFFIX))
+    return out

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from trainer_core.config import LOSS_GROUPS, TrainConfig
-from trainer_core.data.groups import motion_groups
+from trainer_core.data.groups import HELD_SUFFIX, motion_groups
 from trainer_core.errors import CheckpointError, ConfigError, DivergedError, did_you_mean
 from trainer_core.io_utils import atomic_write_json, json_safe
 from trainer_core.model.rollout import free_run, predict, scheduled_sampling_inputs
@@ -212,6 +212,12 @@ def _print_flush(line: str) -> None:
     print(line, flush=True)
 
 
+def _clip_count(names: list[str]) -> str:
+    """``"132"``, or ``"132 (+48 held poses)"`` with ``hold_s``."""
+    held = sum(n.endswith(HELD_SUFFIX) for n in names)
+    return f"{len(names) - held} (+{held} held poses)" if held else str(len(names))
+
+
 def _better(value: float, best: float | None, mode: str) -> bool:
     if not math.isfinite(value):
         return False
@@ -310,7 +316,7 @@ def fit(
     atomic_write_json(out / CONFIG_FILE, cfg.to_dict())
     s.norm.save(out / NORM_FILE)
     log(
-        f"training on {s.device} ({s.device.type}): {len(s.train.names)} train / {len(s.val.names)} val clips, "
+        f"training on {s.device} ({s.device.type}): {_clip_count(s.train.names)} train / {len(s.val.names)} val clips, "
         f"{s.train.n_frames}/{s.val.n_frames} frames, "
         f"{sum(p.numel() for p in s.model.parameters()):,} parameters -> {out}"
     )

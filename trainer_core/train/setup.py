@@ -7,6 +7,7 @@ touched; ``loop.fit`` trains the ``Setup`` it returns.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ from trainer_core.data.clip import Clip
 from trainer_core.data.datasets import Dataset, load_dataset
 from trainer_core.data.device_data import Split, build_split, check_fits_device, fit_normalizer
 from trainer_core.data.features import COND_LAYOUT, Normalizer, frame_layout
-from trainer_core.data.groups import motion_groups
+from trainer_core.data.groups import held_poses, motion_groups
 from trainer_core.data.splits import Splits, check_same_fps, split_for
 from trainer_core.device import resolve_device
 from trainer_core.errors import CheckpointError, ConfigError, DataError
@@ -68,7 +69,19 @@ def arch_for(cfg: TrainConfig, n_joints: int) -> Arch:
     )
 
 
-def inplace_windows(cfg: TrainConfig, clips: list[Clip], train: Split) -> torch.Tensor | None:
+def training_clips(cfg: TrainConfig, clips: list[Clip]) -> tuple[list[Clip], dict[str, str]]:
+    """The clips the training split is built from, and their motion groups: the training clips, then
+    ``hold_s`` seconds of standing still for each one in the ``in-place`` group (``groups.held_poses``).
+    Without ``motion_groups`` (``hold_s`` is then refused by the config's checks) the groups are empty."""
+    if cfg.data.motion_groups is None:
+        return clips, {}
+    groups = motion_groups(clips, cfg.data.motion_groups)
+    held = held_poses(clips, groups, cfg.data.hold_s) if cfg.data.hold_s > 0 else []
+    return [*clips, *held], {**groups, **{c.name: IN_PLACE for c in held}}
+
+
+def inplace_windows(cfg: TrainConfig, clips: list[Clip], train: Split,
+                    groups: dict[str, str] | None = None) -> torch.Tensor | None:  # fmt: skip
     """Which of ``train``'s window starts (built from ``clips``, in order) lie in ``in-place`` clips, for
     ``inplace_share``; None without it. Without ``motion_groups`` it is refused before training; training data
     that is all in one group (no clip in place, or every clip) has no share to set, so it is ignored with a
@@ -80,7 +93,7 @@ def inplace_windows(cfg: TrainConfig, clips: list[Clip], train: Split) -> torch.
     if cfg.data.motion_groups is None:
         raise ConfigError(f"`inplace_share` is {share}, but `motion_groups` is null; set it (e.g. \"speed\") "
                           "so clips are grouped, or remove `inplace_share`")  # fmt: skip
-    groups = motion_groups(clips, cfg.data.motion_groups)
+    groups = motion_groups(clips, cfg.data.motion_groups) if groups is None else groups
     lengths = torch.tensor([c.n_frames for c in clips], dtype=torch.long)
     begins = (torch.cumsum(lengths, 0) - lengths)[torch.tensor([groups[c.name] == IN_PLACE for c in clips])]
     inplace = torch.isin(train.clip_begin[train.window_starts], begins.to(train.clip_begin.device))
@@ -121,8 +134,9 @@ def setup(cfg: TrainConfig, state: dict[str, Any] | None = None) -> Setup:
         )
     fps = check_same_fps(dataset.clips)
     splits = split_for(cfg, dataset)
-    check_device_memory(device, dataset, splits)
     train_clips, val_clips = splits.train, splits.val
+    train_built, groups = training_clips(cfg, train_clips)  # the normalizer below fits the real clips alone
+    check_device_memory(device, dataset, dataclasses.replace(splits, train=train_built))
     layout = frame_layout(dataset.skeleton.n_joints)
     arch = arch_for(cfg, dataset.skeleton.n_joints)
     encoder = None
@@ -136,8 +150,8 @@ def setup(cfg: TrainConfig, state: dict[str, Any] | None = None) -> Setup:
         norm = Normalizer.from_dict(encoder["normalizer"], layout, f"{cfg.model.encoder} normalizer")
     else:
         norm = fit_normalizer(train_clips, dataset.skeleton.n_joints, cfg.data.cond_window_s)
-    train = build_split(train_clips, dataset.skeleton, norm, cfg.optim.seq_len, cfg.data.cond_window_s, device)
-    inplace = inplace_windows(cfg, train_clips, train)
+    train = build_split(train_built, dataset.skeleton, norm, cfg.optim.seq_len, cfg.data.cond_window_s, device)
+    inplace = inplace_windows(cfg, train_built, train, groups)
     aug = Augmenter.create(cfg.aug, dataset.skeleton, train, norm, cfg.data.cond_window_s)  # a bad mirror fails here
     val = build_split(val_clips, dataset.skeleton, norm, cfg.optim.seq_len, cfg.data.cond_window_s, device)
     test = None
