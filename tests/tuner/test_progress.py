@@ -184,3 +184,45 @@ def test_a_restored_progress_takes_this_drivers_settings_when_tune_sets_it_up(tm
     again = pickle.loads(pickle.dumps(progress(30, io.StringIO(), "/moved/away")))
     again.setup()  # the hand-over was used up by the new run's setup: nothing left to take
     assert (again.every, again.experiment) == (30, "/moved/away")
+
+
+def test_the_live_front_scores_each_trial_by_its_best_model_as_the_trials_table_does(tmp_path):
+    """A trial is on the recorded front by its best epoch's values (and only if its constraints hold there), not by
+    its last report: the progress line's front is the same one."""
+    import pandas as pd
+    from ray.tune.experiment import Trial
+
+    from tuner.experiment.objectives import Constraint, Objective
+    from tuner.experiment.results import AT_BEST, with_front
+    from tuner.experiment.status import Snapshot
+    from tuner.search.progress import Progress
+
+    geo, foot, div = "FreeRun/GeoDeg", "FreeRun/long/FootSkateMS", "FreeRun/long/DivergedClips"
+    reports = {  # per epoch: (geo, foot, diverged clips)
+        "t1": [(5.0, 1.0, 0), (6.0, 0.1, 0)],  # best model epoch 1; its last report would dominate t2's
+        "t2": [(5.5, 0.5, 0), (5.4, 0.6, 0)],
+        "t3": [(4.0, 0.2, 1), (4.5, 0.05, 0)],  # best by geo at epoch 1, where a rollout diverged: infeasible
+    }
+    stream = io.StringIO()
+    template = Snapshot("search", total=3, metric=geo, mode="min", max_epochs=2, budget=None)
+    template.objectives = [[geo, "min"], [foot, "min"]]
+    progress = Progress(template, status_every=30, experiment=str(tmp_path), stream=stream)
+    progress.constraints = [Constraint(div, "<=", 0)]
+    trials, rows = [], []
+    for tid, epochs in reports.items():
+        t = Trial("train_trial", config={}, trial_id=tid, stub=True)
+        trials.append(t)
+        for it, (g, f, d) in enumerate(epochs, start=1):
+            result = {"training_iteration": it, "epoch": it, geo: g, foot: f, div: d, "diverged": 0}
+            t.update_last_result(result)
+            progress.on_trial_result(iteration=it, trials=trials, trial=t, result=result)
+        t.set_status(Trial.TERMINATED)
+        g, f, d = min(epochs)
+        rows.append({"trial_id": tid, "status": "COMPLETED", f"best/{geo}": g, f"{AT_BEST}{foot}": f,
+                     f"{AT_BEST}{div}": d})  # fmt: skip
+    progress.on_experiment_end(trials=trials)
+    table = with_front(pd.DataFrame(rows), [Objective(geo, "min"), Objective(foot, "min")],
+                       [Constraint(div, "<=", 0)])  # fmt: skip
+    assert list(table["pareto"]) == [True, True, False]
+    last = stream.getvalue().strip().splitlines()[-1]
+    assert "| front 2 (FreeRun/GeoDeg 5..5.4, long/FootSkateMS 0.6..1) |" in last, last

@@ -51,8 +51,8 @@ class Snapshot:
     started: float = 0.0  # epoch seconds, when this driver started the phase
     updated: float = 0.0
     finished: bool = False
-    # A multi-objective search: its objectives ([metric, mode] each), and its front as of now (the finished trials'
-    # last reports): its size and each objective's range along it.
+    # A multi-objective search: its objectives ([metric, mode] each), and its front as of now (the finished feasible
+    # trials' best models, as the trials table scores them): its size and each objective's range along it.
     objectives: list = field(default_factory=list)
     front: int | None = None
     front_ranges: list = field(default_factory=list)  # [low, high] per objective

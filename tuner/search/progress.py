@@ -59,6 +59,7 @@ class Progress(tune.Callback):
         self.experiment = experiment
         self._stream = stream
         self._restored = False  # unpickled from an experiment's state: see ``setup``
+        self.constraints: list[Any] = []  # a multi-objective search's constraints (``progress_callback`` sets them)
         self._reset()
 
     def _reset(self) -> None:
@@ -73,14 +74,15 @@ class Progress(tune.Callback):
         self.last_persist = 0.0
         self.drawn = False  # a terminal's status line is on screen, without its newline
         self.snapshot: Snapshot | None = None
-        self.points: dict[str, tuple[float, ...]] = {}  # multi-objective: a finished trial's last report's objectives
+        self.points: dict[str, tuple[float, ...]] = {}  # multi-objective: a finished trial's best model's objectives
+        self.at_best: dict[str, dict[str, Any]] = {}  # trial id -> its report of its best epoch so far (scored keys)
         self.front: tuple[int | None, list] = (None, [])  # the front's size and ranges, as of ``points``
 
     def __getstate__(self) -> dict[str, Any]:  # Tune pickles the run config (and its callbacks) for resume
         return {**self.__dict__, "_stream": None}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
+        self.__dict__.update({"constraints": [], **state})  # pickled before constraints were kept: none
         self._reset()
         self._restored = True
 
@@ -97,11 +99,14 @@ class Progress(tune.Callback):
     def _better(self, a: float, b: float) -> bool:
         return a < b if self.template.mode == "min" else a > b
 
-    def _note_best(self, trial: Any, value: Any) -> None:
+    def _note_best(self, trial: Any, value: Any) -> bool:
+        """Keep ``value`` if it is the trial's best yet; whether it was."""
         if _finite(value):
             old = self.best.get(trial.trial_id)
             if old is None or self._better(float(value), old):
                 self.best[trial.trial_id] = float(value)
+                return True
+        return False
 
     def _snapshot(self, trials: list, finished: bool = False) -> Snapshot:
         s = self.template
@@ -138,13 +143,22 @@ class Progress(tune.Callback):
             snap.front, snap.front_ranges = self.front
         return snap
 
+    def _scored(self) -> list[str]:
+        """The metrics a finished trial's point is read from: the objectives, then the constrained ones."""
+        return [m for m, _ in self.template.objectives] + [c.metric for c in self.constraints]
+
     def _note_point(self, trial_id: str, count: str, last: dict) -> None:
         """A multi-objective search: add a finished trial's point and recompute the front (on each trial's end only:
-        it is quadratic in the finished trials)."""
+        it is quadratic in the finished trials). A trial is scored as the trials table scores it
+        (``results.with_front``): by its best model, the report of its best epoch by the first objective (its last
+        report when this driver did not see that one, after a resume), and only if every constraint holds there."""
         objectives = self.template.objectives
         if not objectives or count not in ("completed", "stopped"):
             return
-        self.points[trial_id] = tuple(float(last.get(m, math.nan)) for m, _ in objectives)
+        report = self.at_best.get(trial_id, last)
+        if any(c.violation(report.get(c.metric, math.nan)) > 0 for c in self.constraints):
+            return
+        self.points[trial_id] = tuple(float(report.get(m, math.nan)) for m, _ in objectives)
         points = np.array(list(self.points.values()), dtype=float)
         on = points[pareto_mask(points, [mode for _, mode in objectives])]
         self.front = (len(on), [[float(on[:, j].min()), float(on[:, j].max())] for j in range(len(objectives))]
@@ -213,7 +227,8 @@ class Progress(tune.Callback):
         self.dirty = True
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
-        self._note_best(trial, result.get(self.template.metric))
+        if self._note_best(trial, result.get(self.template.metric)) and self.template.objectives:
+            self.at_best[trial.trial_id] = {m: result.get(m) for m in self._scored()}
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         last = trial.last_result or {}
@@ -255,7 +270,9 @@ def progress_callback(meta: Any, phase: str, total: int, max_epochs: int, label:
     if phase == "search" and meta.multi_objective:
         template.objectives = [[o.metric, o.mode] for o in meta.objectives]
     every = float(meta.status_every or DEFAULT_STATUS_EVERY_S)
-    return Progress(template, label=label, word=word, status_every=every, experiment=meta.path)
+    progress = Progress(template, label=label, word=word, status_every=every, experiment=meta.path)
+    progress.constraints = list(meta.constraint_list()) if template.objectives else []
+    return progress
 
 
 def fresh_callbacks(tuner: Any, callbacks: list) -> None:
