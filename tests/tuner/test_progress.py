@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import re
 import shutil
 
@@ -202,9 +203,10 @@ def test_the_live_front_scores_each_trial_by_its_best_model_as_the_trials_table_
         "t1": [(5.0, 1.0, 0), (6.0, 0.1, 0)],  # best model epoch 1; its last report would dominate t2's
         "t2": [(5.5, 0.5, 0), (5.4, 0.6, 0)],
         "t3": [(4.0, 0.2, 1), (4.5, 0.05, 0)],  # best by geo at epoch 1, where a rollout diverged: infeasible
+        "t4": [(3.0, None, 0)],  # best of all, but its epoch reported no foot skate: NaN, off the front
     }
     stream = io.StringIO()
-    template = Snapshot("search", total=3, metric=geo, mode="min", max_epochs=2, budget=None)
+    template = Snapshot("search", total=4, metric=geo, mode="min", max_epochs=1, budget=None)
     template.objectives = [[geo, "min"], [foot, "min"]]
     progress = Progress(template, status_every=30, experiment=str(tmp_path), stream=stream)
     progress.constraints = [Constraint(div, "<=", 0)]
@@ -213,16 +215,17 @@ def test_the_live_front_scores_each_trial_by_its_best_model_as_the_trials_table_
         t = Trial("train_trial", config={}, trial_id=tid, stub=True)
         trials.append(t)
         for it, (g, f, d) in enumerate(epochs, start=1):
-            result = {"training_iteration": it, "epoch": it, geo: g, foot: f, div: d, "diverged": 0}
+            result = {k: v for k, v in {"training_iteration": it, "epoch": it, geo: g, foot: f, div: d, "diverged": 0}
+                      .items() if v is not None}  # fmt: skip
             t.update_last_result(result)
             progress.on_trial_result(iteration=it, trials=trials, trial=t, result=result)
         t.set_status(Trial.TERMINATED)
         g, f, d = min(epochs)
-        rows.append({"trial_id": tid, "status": "COMPLETED", f"best/{geo}": g, f"{AT_BEST}{foot}": f,
-                     f"{AT_BEST}{div}": d})  # fmt: skip
+        rows.append({"trial_id": tid, "status": "COMPLETED", f"best/{geo}": g, f"{AT_BEST}{foot}": f or math.nan,
+                     f"{AT_BEST}{div}": math.nan if d is None else d})  # fmt: skip
     progress.on_experiment_end(trials=trials)
     table = with_front(pd.DataFrame(rows), [Objective(geo, "min"), Objective(foot, "min")],
                        [Constraint(div, "<=", 0)])  # fmt: skip
-    assert list(table["pareto"]) == [True, True, False]
+    assert list(table["pareto"]) == [True, True, False, False]
     last = stream.getvalue().strip().splitlines()[-1]
     assert "| front 2 (FreeRun/GeoDeg 5..5.4, long/FootSkateMS 0.6..1) |" in last, last

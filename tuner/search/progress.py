@@ -228,7 +228,7 @@ class Progress(tune.Callback):
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         if self._note_best(trial, result.get(self.template.metric)) and self.template.objectives:
-            self.at_best[trial.trial_id] = {m: result.get(m) for m in self._scored()}
+            self.at_best[trial.trial_id] = {m: result[m] for m in self._scored() if result.get(m) is not None}
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         last = trial.last_result or {}
