@@ -18,6 +18,7 @@ from trainer_core.config_load import config_from_dict, load_config
 from trainer_core.data.clip import save_npz
 from trainer_core.data.datasets import load_dataset
 from trainer_core.data.device_data import build_split, fit_normalizer
+from trainer_core.data.features import frame_layout
 from trainer_core.data.groups import motion_groups
 from trainer_core.data.splits import split_for
 from trainer_core.data.trajectory import clip_world, integrate_yaw, world_motion
@@ -29,6 +30,7 @@ from trainer_core.train.long_eval import (
     EPOCH_KEY,
     METRICS,
     PREFIX,
+    RUNAWAY_MS,
     LongValidation,
     bone_error_frames,
     foot_skate,
@@ -106,15 +108,15 @@ def val_folder(generation_run, tmp_path_factory, bundled):
     return folder
 
 
-def _long(trained, clips, seconds, poison=None):
+def _long(trained, clips, seconds, poison=None, value=math.nan, features=slice(None)):
     """``long_rollout_metrics`` of the trained model on ``clips``; ``poison``: the clip (name) whose start frame's
-    features are made NaN, so that the model's rollout from it (only) goes non-finite."""
+    ``features`` are set to ``value`` (NaN: the model's rollout from it, only, goes non-finite)."""
     cfg = config_from_dict(trained.config, "generation model")
     split = build_split(clips, trained.skeleton, trained.runtime.norm, cfg.optim.seq_len, trained.cond_window_s,
                         trained.device)  # fmt: skip
     if poison is not None:
         begin = sum(c.n_frames for c in clips[: [c.name for c in clips].index(poison)])
-        split.x[begin + 1] = math.nan  # the rollout starts from each clip's second frame
+        split.x[begin + 1, features] = value  # the rollout starts from each clip's second frame
     train_R = training_rotations(cfg)
     return long_rollout_metrics(trained.model, trained.runtime, split, trained.skeleton, train_R, seconds,
                                 trained.cond_window_s)  # fmt: skip
@@ -147,7 +149,19 @@ def test_a_diverging_clip_is_counted_and_the_other_clips_keep_their_numbers(gene
         assert long[who][f"{PREFIX}DivergedClips"] == 0
         assert all(v is not None and math.isfinite(v) for v in long[who].values()), who
     table = format_long(long)
-    assert f"{PREFIX}DivergedClips" in table and f"diverged (non-finite) model rollouts: {bad.name}" in table
+    assert f"{PREFIX}DivergedClips" in table and f"diverged (non-finite or runaway) model rollouts: {bad.name}" in table
+
+
+def test_a_rollout_whose_root_runs_away_counts_as_diverged_though_it_stays_finite(generation_run, bundled):
+    trained = load_model(generation_run[0] / "best_model.pt")
+    names = generation_run[1]["data"]["val_clips"][:2]
+    clips = [c for c in bundled.clips if c.name in names]
+    root_vel = frame_layout(trained.skeleton.n_joints).slices()["root_vel"]
+    # The root velocity is the current one plus a change (root_from "frame"): a start at 10^4 std runs on.
+    long = _long(trained, clips, 1.0, poison=clips[0].name, value=1e4, features=root_vel)
+    assert long["diverged"] == {"model": [clips[0].name], "copy-last-frame": [], "truth": []}
+    assert long["model"][f"{PREFIX}DivergedClips"] == 1
+    assert long["model"][f"{PREFIX}CtrlSpeedErr"] < RUNAWAY_MS  # pooled over the clip that did not run away
 
 
 def test_eval_long_reports_the_model_beside_copy_last_and_the_truth(generation_run, val_folder, tmp_path):

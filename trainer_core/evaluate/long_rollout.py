@@ -64,7 +64,7 @@ def format_long(long: dict[str, Any]) -> str:
     ]
     for w in WHO:
         if long["diverged"][w]:
-            lines.append(f"diverged (non-finite) {w} rollouts: {', '.join(long['diverged'][w])}")
+            lines.append(f"diverged (non-finite or runaway) {w} rollouts: {', '.join(long['diverged'][w])}")
     for group, entry in long.get("groups", {}).items():
         lines += ["", f"{PREFIX[:-1]}, {group} ({len(entry['clips'])} clips):", *_table(entry)]
     return "\n".join(lines)

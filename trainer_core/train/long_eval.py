@@ -63,8 +63,10 @@ frame's lowest joint on the floor):
   clips' own mean rate. A gliding model fails it on walks; a model standing
   still where the truth stands passes it.
 - ``FreeRun/long/DivergedClips``: the number of clips whose rollout is not
-  finite (a NaN or inf rotation, joint position or contact in some frame); the
-  result's ``diverged`` names them. Such a rollout has no foot speed, pose,
+  finite (a NaN or inf rotation, joint position or contact in some frame) or
+  runs away (its root faster than ``RUNAWAY_MS``, 50 m/s, in some frame: four
+  times a sprinter's top speed; a model blowing up can stay finite for seconds);
+  the result's ``diverged`` names them. Such a rollout has no foot speed, pose,
   control or steps to measure: it is left out of every other metric but
   ``BoneErrFrac`` (pooled over the other clips, None where none is left) and
   counted here, never averaged away; its non-finite frames count in ``BoneErrFrac``.
@@ -110,6 +112,7 @@ EPOCH_KEY = PREFIX + "epoch"  # in a trial's reports: the epoch the carried Free
 WHO = ("model", "copy-last-frame", "truth")
 BONE_TOL_M = 1e-3
 DRIFT_STRIDE = 3  # frames (0.1 s at 30 fps) between the frames whose nearest training pose is searched
+RUNAWAY_MS = 50.0  # a root faster than this in some frame has run away: the rollout counts as diverged
 NEAREST_CHUNK = 1024  # rolled-out frames per nearest-pose matrix product
 NEAREST_MAX_POSES = 65_536  # training poses the nearest-pose search compares with (about 3 bundled sets)
 STEP_HYSTERESIS_M = 0.05  # a reversal of the feet's separation counts once it moves back this far
@@ -169,11 +172,13 @@ def reference_poses(train_R: torch.Tensor, most: int = NEAREST_MAX_POSES) -> tor
     return train_R[torch.linspace(0, n - 1, most, device=train_R.device).round().long()]
 
 
-def diverged(R: torch.Tensor, world: WorldMotion, contacts: np.ndarray) -> bool:
-    """Did a rollout go non-finite: some NaN or inf in its rotations ``R (T, J, 3, 3)``, its joint positions
-    in the world or its contacts ``(T, 2)``?"""
-    return not (bool(torch.isfinite(R).all()) and bool(torch.isfinite(world.positions).all())
-                and bool(np.isfinite(contacts).all()))  # fmt: skip
+def diverged(R: torch.Tensor, world: WorldMotion, contacts: np.ndarray, traj: torch.Tensor) -> bool:
+    """Did a rollout go non-finite (some NaN or inf in its rotations ``R (T, J, 3, 3)``, its joint positions
+    in the world or its contacts ``(T, 2)``) or run away (its root, ``traj (T, 3)``, faster than
+    ``RUNAWAY_MS`` in some frame)?"""
+    finite = (bool(torch.isfinite(R).all()) and bool(torch.isfinite(world.positions).all())
+              and bool(np.isfinite(contacts).all()))  # fmt: skip
+    return not finite or bool((traj[:, :2].norm(dim=-1) > RUNAWAY_MS).any())
 
 
 def control_errors(traj: torch.Tensor, ctrl: torch.Tensor, window: int) -> tuple[float, float, int]:
@@ -279,7 +284,7 @@ def score_motions(
         yaw = integrate_yaw(0.0, m.traj[:, 2], fps)  # the metrics do not depend on the start heading
         world = world_motion(m.R, yaw, m.traj[:, :2], skeleton, fps)
         s = ClipScore(m.name, world.n_frames, int(bone_error_frames(world, skeleton).sum()),
-                      diverged(m.R, world, m.contacts))  # fmt: skip
+                      diverged(m.R, world, m.contacts, m.traj))  # fmt: skip
         out.append(s)
         if s.diverged:
             drift_frames.append(m.R[:0])
