@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from trainer_core.config import ADAPTIVE_METHODS, TF_MODES, TF_SHAPES, WEIGHT_KEYS
+from trainer_core.config import ADAPTIVE_METHODS, ROOT_FROM, TF_MODES, TF_SHAPES, WEIGHT_KEYS
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,7 @@ SCALARS: dict[str, ParamDef] = {
     "dropout": ParamDef("float", 0.0, 0.99, help="trunk dropout"),
     "weight_decay": ParamDef("float", 0.0, 1.0, help="AdamW weight decay"),
     "hold_s": ParamDef("float", 0.0, 60.0, help="seconds of standing still added per in-place training clip"),
+    "root_from": ParamDef("categorical", choices=ROOT_FROM, help="root motion changes the frame's or the control's"),
     **{
         k: ParamDef("float", 0.0, _W, help="global loss weight")
         for k in WEIGHT_KEYS

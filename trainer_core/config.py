@@ -30,6 +30,7 @@ LOSS_GROUPS: dict[str, tuple[str, ...]] = {
 WEIGHT_KEYS = tuple(k for keys in LOSS_GROUPS.values() for k in keys)
 DEPRECATED_KEYS = {"w_cond_yaw": "the cond-yaw loss was removed; the key is ignored"}
 TF_MODES = ("epoch_linear", "step_linear", "constant")
+ROOT_FROM = ("frame", "control")
 TF_SHAPES = ("linear", "cosine", "exp", "sigmoid")  # the decay's shape between its two ends (schedules.tf_ratio)
 # Loss term name -> its weight key: ``w_fk_pos`` weighs ``fk_pos``, ``freerun_weight`` weighs ``freerun``.
 TERM_KEYS: dict[str, str] = {(k.removeprefix("w_") if k.startswith("w_") else "freerun"): k for k in WEIGHT_KEYS}
@@ -220,9 +221,14 @@ class ModelConfig:
     encoder: str | None = None
     """``best_encoder.pt`` from ``motiontune pretrain``: its weights start the MotionEncoder (and its
     normalizer is used unless ``bundle_json`` is given); None: a fresh encoder."""
+    root_from: str = "frame"
+    """What the predicted root velocity and yaw rate change: ``frame``, the current frame's (the seed's), or
+    ``control``, the commanded ones, so a rollout's root cannot drift away from its control."""
 
     def problems(self) -> list[str]:
         p: list[str] = []
+        _check(p, self.root_from in ROOT_FROM,
+               f"`root_from` is {self.root_from!r}, but must be one of {', '.join(ROOT_FROM)}")  # fmt: skip
         _in_range(p, self, "hidden_dim", 8, 8192)
         _in_range(p, self, "num_layers", 1, 16)
         _in_range(p, self, "dropout", 0.0, 1.0, "[)")

@@ -54,9 +54,10 @@ def test_tf_min_above_tf_max():
 
 def test_all_problems_are_reported_at_once():
     with pytest.raises(ConfigError) as e:
-        config_from_dict({**default_dict(), "lr": -1.0, "batch": 0, "tf_mode": "cosine"})
+        config_from_dict({**default_dict(), "lr": -1.0, "batch": 0, "tf_mode": "cosine", "root_from": "wheel"})
     msg = str(e.value)
     assert "`lr` is -1.0, but must be in (0, 1]" in msg and "`batch` is 0" in msg and "`tf_mode` is 'cosine'" in msg
+    assert "`root_from` is 'wheel', but must be one of frame, control" in msg
 
 
 @pytest.mark.parametrize(

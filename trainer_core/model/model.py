@@ -12,7 +12,8 @@
 
 Every head predicts a change of the current frame: the rotation increment
 ``delta`` with ``R_next = R_prev @ delta``, the root trajectory as the current one
-plus a change, contacts as the current logit plus a change. The heads start at
+plus a change (``root_from`` "frame"; "control": the commanded root velocity and
+yaw rate plus a change), contacts as the current logit plus a change. The heads start at
 zero change (zero weights plus an identity bias), so an untrained model copies
 the last frame, and training starts from that baseline.
 """
@@ -24,7 +25,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from trainer_core.data.features import frame_layout
+from trainer_core.data.features import COND_LAYOUT, frame_layout
 
 IDENTITY_6D = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 CONTACT_EPS = 1e-3
@@ -41,6 +42,7 @@ class Arch:
     num_layers: int
     dropout: float
     phase_bins: int
+    root_from: str = "frame"  # ``ModelConfig.root_from``; checkpoints from before it hold none: "frame"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -114,10 +116,32 @@ class MotionModel(nn.Module):
         # The contact features are normalized; these undo it (set by ``set_contact_stats``).
         self.register_buffer("contacts_mean", torch.zeros(2))
         self.register_buffer("contacts_std", torch.ones(2))
+        # The control's velocity and yaw rate in the trajectory's normalized units: c * scale + shift (set by
+        # ``set_control_stats``); derived from the normalizer, so not saved with the weights.
+        cond = COND_LAYOUT.slices()
+        self.register_buffer("ctrl_index", torch.tensor([*range(cond["ctrl_vel"].start, cond["ctrl_vel"].stop),
+                                                        cond["ctrl_yaw_rate"].start]), persistent=False)  # fmt: skip
+        self.register_buffer("ctrl_scale", torch.ones(3), persistent=False)
+        self.register_buffer("ctrl_shift", torch.zeros(3), persistent=False)
 
     def set_contact_stats(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         self.contacts_mean.copy_(mean)
         self.contacts_std.copy_(std)
+
+    def set_control_stats(self, c_mean: torch.Tensor, c_std: torch.Tensor,
+                          traj_mean: torch.Tensor, traj_std: torch.Tensor) -> None:  # fmt: skip
+        """The normalizer's stats of the control ``(Dc,)`` and of the root trajectory ``(3,)``, for
+        ``root_from`` "control": a normalized control's velocity and yaw rate in the trajectory's units."""
+        cm, cs = c_mean[self.ctrl_index.cpu()], c_std[self.ctrl_index.cpu()]
+        self.ctrl_scale.copy_(cs / traj_std)
+        self.ctrl_shift.copy_((cm - traj_mean) / traj_std)
+
+    def root_base(self, now: dict[str, torch.Tensor], c: torch.Tensor) -> torch.Tensor:
+        """What the trajectory head's change is added to (normalized ``(..., 3)``): the current frame's root
+        velocity and yaw rate, or with ``root_from`` "control" the commanded ones."""
+        if self.arch.root_from == "control":
+            return c.index_select(-1, self.ctrl_index) * self.ctrl_scale.to(c.dtype) + self.ctrl_shift.to(c.dtype)
+        return torch.cat([now["root_vel"], now["yaw_rate"]], dim=-1)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """The MotionEncoder's features of frames ``x (..., D)``."""
@@ -137,7 +161,7 @@ class MotionModel(nn.Module):
         contact_logit = torch.logit(contacts.clamp(CONTACT_EPS, 1 - CONTACT_EPS))
         return ModelOutput(
             delta6d=delta,
-            traj=torch.cat([now["root_vel"], now["yaw_rate"]], dim=-1) + out[..., J * 6 :],
+            traj=self.root_base(now, c) + out[..., J * 6 :],
             contact_logits=contact_logit + self.gait(h),
             phase_attn=attn,
             log_period=self.period(h).squeeze(-1),

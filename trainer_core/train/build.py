@@ -22,9 +22,11 @@ from trainer_core.train.losses import Kinematics
 
 
 def build_model(arch: Arch, norm: Normalizer, device: torch.device) -> MotionModel:
-    """A fresh ``MotionModel`` on ``device`` whose contact head undoes ``norm``'s contact normalization."""
+    """A fresh ``MotionModel`` on ``device`` whose contact head undoes ``norm``'s contact normalization and
+    whose trajectory head reads the control in ``norm``'s units."""
     model = MotionModel(arch)
     model.set_contact_stats(*norm.segment_stats("contacts"))
+    model.set_control_stats(norm.c_mean, norm.c_std, *norm.traj_stats())
     return model.to(device)
 
 

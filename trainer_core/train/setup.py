@@ -66,6 +66,7 @@ def arch_for(cfg: TrainConfig, n_joints: int) -> Arch:
         num_layers=cfg.model.num_layers,
         dropout=cfg.model.dropout,
         phase_bins=cfg.model.phase_bins,
+        root_from=cfg.model.root_from,
     )
 
 
