@@ -222,8 +222,8 @@ class ModelConfig:
     """``best_encoder.pt`` from ``motiontune pretrain``: its weights start the MotionEncoder (and its
     normalizer is used unless ``bundle_json`` is given); None: a fresh encoder."""
     root_from: str = "frame"
-    """What the predicted root velocity and yaw rate change: ``frame``, the current frame's (the seed's), or
-    ``control``, the commanded ones, so a rollout's root cannot drift away from its control."""
+    """What the predicted root velocity and yaw rate are a change of: ``frame``, the current frame's (the
+    seed's), or ``control``, the commanded ones, so a rollout's root cannot drift away from its control."""
 
     def problems(self) -> list[str]:
         p: list[str] = []
