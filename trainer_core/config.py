@@ -251,6 +251,9 @@ class OptimConfig:
     grad_accum_steps: int = 1
     """Micro-batches of ``batch`` windows per optimizer step, each loss divided by this: the step sees
     ``batch * grad_accum_steps`` windows, in the memory of ``batch``."""
+    ema_decay: float = 0.0
+    """Validate and keep an exponential moving average of the weights, moving ``1 - ema_decay`` of the way
+    to the trained weights each optimizer step (0.995: about the last 200 steps); 0: the trained weights."""
 
     def problems(self) -> list[str]:
         p: list[str] = []
@@ -266,6 +269,7 @@ class OptimConfig:
             f"`steps_per_epoch` is {self.steps_per_epoch}, but must be >= 1 or null",
         )
         _in_range(p, self, "grad_accum_steps", 1, 1024)
+        _in_range(p, self, "ema_decay", 0.0, 1.0, "[)")
         return p
 
 

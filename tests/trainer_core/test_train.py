@@ -109,3 +109,50 @@ def test_training_on_real_mocap_beats_copying_the_last_frame(tmp_path, tiny_conf
     walks = summary["groups"]["val"]["locomotion"]
     for k in ("GeoDeg", "FreeRun/GeoDeg"):
         assert walks["model"][k] < 0.8 * walks["baselines"]["copy-last-frame"][k], k
+
+
+def test_the_weight_average_is_the_mean_of_the_first_steps_then_an_exponential_one():
+    import torch
+
+    from trainer_core.train.build import WeightAverage
+
+    net = torch.nn.Linear(1, 1, bias=False)
+    avg = WeightAverage(net, decay=0.6)  # the plain mean while n / (n + 1) < 0.6: the first 2 steps
+    seen = []
+    for w in (1.0, 4.0, 10.0, 2.0):
+        with torch.no_grad():
+            net.weight.fill_(w)
+        avg.update(net)
+        seen.append(avg.model.weight.item())
+    assert seen == pytest.approx([1.0, 2.5, 0.6 * 2.5 + 0.4 * 10.0, 0.6 * 5.5 + 0.4 * 2.0])
+    assert not avg.model.training and not avg.model.weight.requires_grad
+
+
+def test_with_ema_decay_validation_and_checkpoints_hold_the_average_and_resume_reproduces_it(tmp_path, tiny_config):
+    import torch
+
+    from trainer_core.train.build import model_from_state
+    from trainer_core.train.metrics import evaluate
+    from trainer_core.train.setup import setup
+
+    cfg = tiny_config(epochs=4, keep_checkpoints=0, dropout=0.1, tf_end_epoch=3, freerun_weight=0.2, ema_decay=0.9)
+    full, part, plain = tmp_path / "full", tmp_path / "part", tmp_path / "plain"
+    fit(cfg, full, log=lambda _: None)
+    fit(tiny_config(epochs=4, keep_checkpoints=0, dropout=0.1, tf_end_epoch=3, freerun_weight=0.2), plain,
+        log=lambda _: None)  # fmt: skip
+    fit(cfg, part, resume=full / "checkpoint_epoch_2.pt", log=lambda _: None)
+    for ep in (3, 4):
+        a, b, c = (json.loads((o / "metrics" / f"teacher_ep{ep:03d}.json").read_text()) for o in (full, part, plain))
+        assert a["loss/total"] == pytest.approx(c["loss/total"], rel=1e-6)  # the average does not change training
+        assert a["GeoDeg"] != pytest.approx(c["GeoDeg"], rel=1e-4)  # but it is what validation scores
+        for key in ("GeoDeg", "loss/total", "RootVelMAE"):
+            assert a[key] == pytest.approx(b[key], rel=1e-6), (ep, key)
+    state = ckpt.load(full / "checkpoint_epoch_4.pt")
+    assert state["ema_updates"] == 4 * 3  # 3 steps an epoch
+    differ = [k for k, v in state["model_state_dict"].items() if not torch.equal(v, state["train_state_dict"][k])]
+    assert differ  # the average is not the trained weights
+    model, _ = model_from_state(state, "ckpt", torch.device("cpu"))  # what eval, generate and export load
+    s = setup(cfg)
+    got = evaluate(model, s.rt, s.kin, s.val, cfg.freerun.eval_freerun_horizon)
+    logged = json.loads((full / "metrics" / "teacher_ep004.json").read_text())
+    assert got["GeoDeg"] == pytest.approx(logged["GeoDeg"], rel=1e-5)

@@ -8,6 +8,7 @@ mixed-precision setting.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import torch
@@ -28,6 +29,30 @@ def build_model(arch: Arch, norm: Normalizer, device: torch.device) -> MotionMod
     model.set_contact_stats(*norm.segment_stats("contacts"))
     model.set_control_stats(norm.c_mean, norm.c_std, *norm.traj_stats())
     return model.to(device)
+
+
+class WeightAverage:
+    """An exponential moving average of a model's weights (``ema_decay``): after each optimizer step the
+    average moves ``1 - d`` of the way to the trained weights, ``d = min(ema_decay, n / (n + 1))`` after
+    ``n`` steps: the plain mean of the steps so far until ``1 / (1 - ema_decay)`` of them are in, so the
+    average never leans on the untrained start. The average (``model``, always in eval mode) is what
+    validation scores and checkpoints hold as the run's model."""
+
+    def __init__(self, model: MotionModel, decay: float):
+        self.decay = decay
+        self.updates = 0
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, trained: MotionModel) -> None:
+        d = min(self.decay, self.updates / (self.updates + 1))
+        for avg, w in zip(self.model.parameters(), trained.parameters()):
+            avg.lerp_(w, 1.0 - d)
+        self.updates += 1
+
+    def load(self, weights: dict[str, torch.Tensor], updates: int) -> None:
+        self.model.load_state_dict(weights)
+        self.updates = updates
 
 
 def model_from_state(state: dict[str, Any], where: str, device: torch.device) -> tuple[MotionModel, Normalizer]:

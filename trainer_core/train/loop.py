@@ -119,6 +119,8 @@ def train_step(
     if s.cfg.optim.grad_clip > 0:
         torch.nn.utils.clip_grad_norm_(s.model.parameters(), s.cfg.optim.grad_clip)
     s.opt.step()
+    if s.ema is not None:
+        s.ema.update(s.model)
     if s.adaptive is not None:
         s.adaptive.step()
     return total, terms
@@ -242,7 +244,7 @@ def _checkpoint(
 def _state(s: Setup, epoch: int, metrics: dict, best: float | None, best_epoch: int | None) -> dict[str, Any]:
     return {
         "format": ckpt.FORMAT,
-        "model_state_dict": s.model.state_dict(),
+        "model_state_dict": s.eval_model.state_dict(),
         "optimizer_state_dict": s.opt.state_dict(),
         "epoch": epoch,
         "config": s.cfg.to_dict(),
@@ -257,6 +259,7 @@ def _state(s: Setup, epoch: int, metrics: dict, best: float | None, best_epoch: 
         "adaptive_state_dict": s.adaptive.state_dict() if s.adaptive is not None and s.adaptive.on else None,
         "skeleton_bones": list(s.dataset.skeleton.bones),
         "fps": s.rt.fps,
+        **({} if s.ema is None else {"train_state_dict": s.model.state_dict(), "ema_updates": s.ema.updates}),
     }
 
 
@@ -330,12 +333,13 @@ def fit(
         t0 = time.perf_counter()
         train_stats = train_epoch(s, epoch)
         groups = None if group_val is None else group_val.windows
-        metrics = {**evaluate(s.model, s.rt, s.kin, s.val, cfg.freerun.eval_freerun_horizon, groups), **train_stats}
+        horizon = cfg.freerun.eval_freerun_horizon
+        metrics = {**evaluate(s.eval_model, s.rt, s.kin, s.val, horizon, groups), **train_stats}
         if group_val is not None:
             metrics.update(group_val.ratios(metrics))
         finite = math.isfinite(train_stats["loss/total"])  # a diverged epoch's rollouts would only be NaN
         if long_val is not None and finite and long_due(cfg, epoch, train_stats["freerun_weight"]):
-            long_result = long_val.metrics(s.model, s.rt)
+            long_result = long_val.metrics(s.eval_model, s.rt)
             metrics.update(long_result["model"])
             long_last = {**long_result["model"], EPOCH_KEY: epoch}
         metrics["epoch"] = epoch

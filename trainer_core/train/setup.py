@@ -29,7 +29,7 @@ from trainer_core.model.model import Arch, MotionModel
 from trainer_core.model.rollout import Runtime
 from trainer_core.split_spec import IN_PLACE
 from trainer_core.train.adaptive import AdaptiveLoss
-from trainer_core.train.build import build_model, build_runtime
+from trainer_core.train.build import WeightAverage, build_model, build_runtime
 from trainer_core.train.losses import Kinematics
 from trainer_core.train.pretrain import load_encoder
 from trainer_core.train.schedules import plan_epoch
@@ -55,6 +55,12 @@ class Setup:
     aug: Augmenter | None = None  # the config's augmentation; None: off
     adaptive: AdaptiveLoss | None = None  # the adaptive loss weights (method "none": all 1)
     inplace: torch.Tensor | None = None  # (S,) bool: train.window_starts in in-place clips; only with inplace_share
+    ema: WeightAverage | None = None  # the weights' moving average (``ema_decay``); None: off
+
+    @property
+    def eval_model(self) -> MotionModel:
+        """The model validation scores and checkpoints hold: the moving average, or the trained weights."""
+        return self.model if self.ema is None else self.ema.model
 
 
 def arch_for(cfg: TrainConfig, n_joints: int) -> Arch:
@@ -169,11 +175,17 @@ def setup(cfg: TrainConfig, state: dict[str, Any] | None = None) -> Setup:
     adaptive = AdaptiveLoss(cfg.adaptive, device)
     if encoder is not None:
         model.encoder.load_state_dict(encoder["encoder_state_dict"])
-    if state is not None:
-        model.load_state_dict(state["model_state_dict"])
+    if state is not None:  # with ``ema_decay`` the checkpoint's model is the average, the trained weights beside it
+        trained = state.get("train_state_dict")
+        model.load_state_dict(state["model_state_dict"] if trained is None else trained)
         opt.load_state_dict(state["optimizer_state_dict"])
         if state.get("adaptive_state_dict") is not None:
             adaptive.load_state_dict(state["adaptive_state_dict"])
+    ema = None
+    if cfg.optim.ema_decay > 0:
+        ema = WeightAverage(model, cfg.optim.ema_decay)
+        if state is not None and state.get("train_state_dict") is not None:
+            ema.load(state["model_state_dict"], int(state["ema_updates"]))
     kin, rt = build_runtime(cfg, dataset.skeleton, norm, fps, device)
     if not kin.feet and _foot_term_used(cfg):
         raise DataError(
@@ -182,5 +194,5 @@ def setup(cfg: TrainConfig, state: dict[str, Any] | None = None) -> Setup:
         )
     return Setup(
         cfg, device, dataset, norm, train, val, kin, rt, model, opt, test, splits.held_out,
-        aug=aug, adaptive=adaptive, inplace=inplace,
+        aug=aug, adaptive=adaptive, inplace=inplace, ema=ema,
     )  # fmt: skip
