@@ -160,6 +160,10 @@ class DataConfig:
     """Seconds of standing still added to the training data for each training clip in the ``in-place``
     group: the clip's stillest frame held, with zero velocity (see ``groups.held_poses``); 0: none. Teaches
     the model that a figure at rest stays at rest, which held-out standing clips need."""
+    hold_legs: bool = False
+    """Add for each training clip in the ``in-place`` group a copy with its root and the skeleton's legs
+    held at their stillest frame and the upper body moving as recorded (see ``groups.legs_held``): arms
+    that wave or a spine that bows do not set the legs stepping."""
 
     def __post_init__(self) -> None:
         self._malformed = _parse_structured(self)
@@ -175,6 +179,9 @@ class DataConfig:
         if self.hold_s > 0 and self.motion_groups is None and "motion_groups" not in self._malformed:
             p.append(f"`hold_s` is {self.hold_s}, but `motion_groups` is null; set it (e.g. \"speed\") so in-place "
                      "clips are known, or set `hold_s` to 0")  # fmt: skip
+        if self.hold_legs and self.motion_groups is None and "motion_groups" not in self._malformed:
+            p.append("`hold_legs` is true, but `motion_groups` is null; set it (e.g. \"speed\") so in-place "
+                     "clips are known, or set `hold_legs` to false")  # fmt: skip
         if self.test_split is not None and self.test_split.kind == "hash":
             p.append('`test_split` is "hash", but must name clips or groups (a hash split is for validation)')
         return p

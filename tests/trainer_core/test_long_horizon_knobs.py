@@ -16,7 +16,7 @@ from tests.conftest import tiny_overrides
 from trainer_core.config import TFConfig
 from trainer_core.config_load import config_from_dict, load_config
 from trainer_core.data.datasets import bundled_dataset_dir
-from trainer_core.data.groups import HELD_SUFFIX, held_poses, motion_groups
+from trainer_core.data.groups import HELD_SUFFIX, LEGS_SUFFIX, held_poses, legs_held, motion_groups
 from trainer_core.data.skeleton import Skeleton
 from trainer_core.data.splits import split_for
 from trainer_core.errors import ConfigError, DataError
@@ -230,6 +230,57 @@ def test_hold_s_adds_standing_to_the_training_split_alone(shared, three_styles):
 def test_hold_s_needs_motion_groups():
     with pytest.raises(ConfigError, match="`hold_s` is 2.0, but `motion_groups` is null".replace("`", ".")):
         small_config(Path("."), hold_s=2.0, motion_groups=None)
+
+
+# --- legs held: upper-body motion over standing legs ------------------------------------------------------
+
+
+def test_legs_held_keeps_the_upper_body_moving_over_the_legs_stillest_frame(shared):
+    clips, skeleton = shared.dataset.clips, shared.dataset.skeleton
+    legs = skeleton.group_indices("legs")
+    rest = [j for j in range(1, skeleton.n_joints) if j not in legs]
+    assert len(legs) >= 6 and rest
+    groups = motion_groups(clips, small_config(Path(".")).data.motion_groups)
+    out = {c.name: c for c in legs_held(clips, groups, legs)}
+    in_place = [c for c in clips if groups[c.name] == IN_PLACE]
+    assert sorted(out) == sorted(c.name + LEGS_SUFFIX for c in in_place)  # none from a walking clip
+    held = [0, *legs]
+    for c in in_place:
+        h = out[c.name + LEGS_SUFFIX]
+        k = int(np.argmin(np.linalg.norm(c.angvel[:, held], axis=-1).mean(-1)[1:-1])) + 1
+        assert h.n_frames == c.n_frames and h.fps == c.fps
+        assert np.array_equal(h.rot6d[:, held], np.repeat(c.rot6d[k : k + 1, held], c.n_frames, 0))
+        assert np.array_equal(h.rot6d[:, rest], c.rot6d[:, rest])  # arms, spine and head as recorded
+        assert np.array_equal(h.angvel[:, rest], c.angvel[:, rest]) and not h.angvel[:, held].any()
+        assert np.all(h.root_yaw == c.root_yaw[k]) and not h.root_vel.any()
+        assert np.array_equal(h.soft_contacts, np.repeat(c.soft_contacts[k : k + 1], c.n_frames, 0))
+    assert any(np.abs(c.angvel[:, rest]).max() > 1.0 for c in in_place)  # the copies do move
+
+
+def test_hold_legs_adds_the_copies_to_the_training_split_alone(shared, three_styles):
+    s = setup(small_config(three_styles, hold_legs=True, inplace_share=0.5, batch=8, steps_per_epoch=6))
+    groups = motion_groups(shared.dataset.clips, s.cfg.data.motion_groups)
+    added = [n for n in s.train.names if n.endswith(LEGS_SUFFIX)]
+    assert sorted(added) == sorted(n + LEGS_SUFFIX for n in shared.train.names if groups[n] == IN_PLACE)
+    assert s.train.names[: len(shared.train.names)] == shared.train.names and len(added) > 0
+    assert s.val.names == shared.val.names  # validation stays real clips
+    assert torch.equal(s.norm.x_mean, shared.norm.x_mean)  # the normalizer fits the real clips alone
+    copies = torch.arange(s.train.n_frames) >= shared.train.n_frames
+    assert not s.train.traj_raw[copies].any()  # the root does not move
+    assert s.inplace[copies[s.train.clip_begin[s.train.window_starts]]].all()  # they count as in place
+    names = ["a", "b", "a" + HELD_SUFFIX, "a" + LEGS_SUFFIX]
+    assert loop._clip_count(names) == "2 (+1 held poses, +1 with the legs held)"  # the run's first line
+    assert loop._clip_count(names[:3]) == "2 (+1 held poses)" and loop._clip_count(names[:2]) == "2"
+
+
+def test_hold_legs_needs_motion_groups_and_a_skeleton_with_legs(three_styles, tmp_path):
+    with pytest.raises(ConfigError, match="`hold_legs` is true, but `motion_groups` is null".replace("`", ".")):
+        small_config(Path("."), hold_legs=True, motion_groups=None)
+    src = Skeleton.from_files(bundled_dataset_dir())
+    renamed = dataclasses.replace(src, feet={}, groups={**src.groups, "legs": ()})
+    folder = copy_styles(tmp_path / "nolegs", renamed)
+    with pytest.raises(DataError, match="`hold_legs` is true, but the skeleton has no legs"):
+        setup(small_config(folder, hold_legs=True))
 
 
 # --- the early foot term ---------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from trainer_core.split_spec import IN_PLACE, GroupSpec
 
 OTHER = "other"
 HELD_SUFFIX = ":held"  # the name of a clip ``held_poses`` adds: its source clip's, then this
+LEGS_SUFFIX = ":legs"  # likewise for ``legs_held``
 
 
 def mean_root_speed(clip: Clip) -> float:
@@ -69,4 +70,30 @@ def held_poses(clips: list[Clip], groups: dict[str, str], seconds: float) -> lis
         rot6d, yaw, contacts = (np.repeat(a[k : k + 1], n, axis=0) for a in (c.rot6d, c.root_yaw, c.soft_contacts))
         still = np.zeros((n, *c.angvel.shape[1:]), c.angvel.dtype), np.zeros((n, 2), c.root_vel.dtype)
         out.append(Clip(rot6d, still[0], yaw, still[1], contacts, c.fps, c.name + HELD_SUFFIX))
+    return out
+
+
+
+def legs_held(clips: list[Clip], groups: dict[str, str], legs: list[int]) -> list[Clip]:
+    """For each clip of the ``in-place`` group, a copy with its root and ``legs`` (joint indices) held
+    (``hold_legs``): their rotations at the frame they are stillest (least mean angular speed, first and
+    last frames aside), their angular velocity, the root's velocity and the heading zero, the foot contacts
+    of that frame, while the arms, spine and head move as recorded; named after their clip (``LEGS_SUFFIX``).
+
+    A person who waves or bows from a standing pose keeps their feet: these clips show the model upper-body
+    motion that does not set the legs stepping.
+    """
+    held = [0, *legs]
+    out = []
+    for c in clips:
+        if groups.get(c.name) != IN_PLACE or c.n_frames < 3:
+            continue
+        speed = np.linalg.norm(c.angvel[:, held], axis=-1).mean(-1)
+        k = int(speed[1:-1].argmin()) + 1
+        rot6d, angvel = c.rot6d.copy(), c.angvel.copy()
+        rot6d[:, held] = c.rot6d[k, held]
+        angvel[:, held] = 0
+        n = c.n_frames
+        yaw, contacts = (np.repeat(a[k : k + 1], n, axis=0) for a in (c.root_yaw, c.soft_contacts))
+        out.append(Clip(rot6d, angvel, yaw, np.zeros((n, 2), c.root_vel.dtype), contacts, c.fps, c.name + LEGS_SUFFIX))
     return out

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from trainer_core.config import LOSS_GROUPS, TrainConfig
-from trainer_core.data.groups import HELD_SUFFIX, motion_groups
+from trainer_core.data.groups import HELD_SUFFIX, LEGS_SUFFIX, motion_groups
 from trainer_core.errors import CheckpointError, ConfigError, DivergedError, did_you_mean
 from trainer_core.io_utils import atomic_write_json, json_safe
 from trainer_core.model.rollout import free_run, predict, scheduled_sampling_inputs
@@ -215,9 +215,10 @@ def _print_flush(line: str) -> None:
 
 
 def _clip_count(names: list[str]) -> str:
-    """``"132"``, or ``"132 (+48 held poses)"`` with ``hold_s``."""
-    held = sum(n.endswith(HELD_SUFFIX) for n in names)
-    return f"{len(names) - held} (+{held} held poses)" if held else str(len(names))
+    """``"132"``, or ``"132 (+48 held poses, +48 with the legs held)"`` with ``hold_s`` and ``hold_legs``."""
+    held, legs = (sum(n.endswith(suffix) for n in names) for suffix in (HELD_SUFFIX, LEGS_SUFFIX))
+    added = [f"+{k} {what}" for k, what in ((held, "held poses"), (legs, "with the legs held")) if k]
+    return f"{len(names) - held - legs} ({', '.join(added)})" if added else str(len(names))
 
 
 def _better(value: float, best: float | None, mode: str) -> bool:

@@ -21,7 +21,7 @@ from trainer_core.data.clip import Clip
 from trainer_core.data.datasets import Dataset, load_dataset
 from trainer_core.data.device_data import Split, build_split, check_fits_device, fit_normalizer
 from trainer_core.data.features import COND_LAYOUT, Normalizer, frame_layout
-from trainer_core.data.groups import held_poses, motion_groups
+from trainer_core.data.groups import held_poses, legs_held, motion_groups
 from trainer_core.data.splits import Splits, check_same_fps, split_for
 from trainer_core.device import resolve_device
 from trainer_core.errors import CheckpointError, ConfigError, DataError
@@ -76,14 +76,18 @@ def arch_for(cfg: TrainConfig, n_joints: int) -> Arch:
     )
 
 
-def training_clips(cfg: TrainConfig, clips: list[Clip]) -> tuple[list[Clip], dict[str, str]]:
+def training_clips(cfg: TrainConfig, clips: list[Clip], legs: list[int]) -> tuple[list[Clip], dict[str, str]]:
     """The clips the training split is built from, and their motion groups: the training clips, then
-    ``hold_s`` seconds of standing still for each one in the ``in-place`` group (``groups.held_poses``).
-    Without ``motion_groups`` (``hold_s`` is then refused by the config's checks) the groups are empty."""
+    ``hold_s`` seconds of standing still for each one in the ``in-place`` group (``groups.held_poses``)
+    and, with ``hold_legs``, a copy of each with the root and ``legs`` (joint indices) held
+    (``groups.legs_held``). Without ``motion_groups`` (both are then refused by the config's checks) the
+    groups are empty."""
     if cfg.data.motion_groups is None:
         return clips, {}
     groups = motion_groups(clips, cfg.data.motion_groups)
     held = held_poses(clips, groups, cfg.data.hold_s) if cfg.data.hold_s > 0 else []
+    if cfg.data.hold_legs:
+        held += legs_held(clips, groups, legs)
     return [*clips, *held], {**groups, **{c.name: IN_PLACE for c in held}}
 
 
@@ -142,7 +146,13 @@ def setup(cfg: TrainConfig, state: dict[str, Any] | None = None) -> Setup:
     fps = check_same_fps(dataset.clips)
     splits = split_for(cfg, dataset)
     train_clips, val_clips = splits.train, splits.val
-    train_built, groups = training_clips(cfg, train_clips)  # the normalizer below fits the real clips alone
+    legs = dataset.skeleton.group_indices("legs")
+    if cfg.data.hold_legs and not legs:
+        raise DataError(
+            f"{dataset.folder}: `hold_legs` is true, but the skeleton has no legs (no foot or ankle joint was "
+            "found by name); set `hold_legs` to false"
+        )
+    train_built, groups = training_clips(cfg, train_clips, legs)  # the normalizer below fits the real clips alone
     check_device_memory(device, dataset, dataclasses.replace(splits, train=train_built))
     layout = frame_layout(dataset.skeleton.n_joints)
     arch = arch_for(cfg, dataset.skeleton.n_joints)
