@@ -45,7 +45,11 @@ SCALARS: dict[str, ParamDef] = {
     "dropout": ParamDef("float", 0.0, 0.99, help="trunk dropout"),
     "weight_decay": ParamDef("float", 0.0, 1.0, help="AdamW weight decay"),
     "hold_s": ParamDef("float", 0.0, 60.0, help="seconds of standing still added per in-place training clip"),
+    "hold_legs": ParamDef(
+        "categorical", choices=(False, True), help="add each in-place training clip with its root and legs held"
+    ),
     "root_from": ParamDef("categorical", choices=ROOT_FROM, help="root motion changes the frame's or the control's"),
+    "ema_decay": ParamDef("float", 0.0, 0.9999, help="moving average of the weights, validated and kept (0: off)"),
     **{
         k: ParamDef("float", 0.0, _W, help="global loss weight")
         for k in WEIGHT_KEYS
