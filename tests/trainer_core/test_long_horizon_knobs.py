@@ -42,7 +42,8 @@ def copy_styles(folder: Path, skeleton: Skeleton | None = None) -> Path:
 
 
 def small_config(data: Path, **extra):
-    raw = {**load_config().to_dict(), "inplace_share": None, "hold_s": 0.0}  # the packaged share and hold off
+    # the packaged share, held poses and legs held off
+    raw = {**load_config().to_dict(), "inplace_share": None, "hold_s": 0.0, "hold_legs": False}
     raw.update(tiny_overrides(data=str(data), val_split={"group": "style", "values": ["proud"]}, **extra))
     raw["augmentation"] = {"mirror": False}
     return config_from_dict(raw, "test config")

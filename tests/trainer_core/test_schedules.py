@@ -42,7 +42,7 @@ def test_a_stage_overrides_only_the_keys_it_declares():
     assert (p3.weights.freerun_weight, p3.freerun_horizon, p3.weights.w_latent_consistency) == (0.325, 18, 0.288)
     assert (p3.weights.w_fk_pos, p3.weights.w_rot_local, p3.weights.w_limb_geo) == (0.4025, 0.4025, 0.08)
     # Undeclared keys keep the global value.
-    assert p3.weights.w_rot_log == cfg.loss.w_rot_log == 0.2
+    assert p3.weights.w_rot_log == cfg.loss.w_rot_log == 1.0
     assert p3.weights.w_rot_delta == cfg.loss.w_rot_delta
 
 

@@ -135,16 +135,15 @@ def test_with_ema_decay_validation_and_checkpoints_hold_the_average_and_resume_r
     from trainer_core.train.metrics import evaluate
     from trainer_core.train.setup import setup
 
-    cfg = tiny_config(epochs=4, keep_checkpoints=0, dropout=0.1, tf_end_epoch=3, freerun_weight=0.2, ema_decay=0.9)
+    same = dict(epochs=4, keep_checkpoints=0, dropout=0.1, tf_end_epoch=3, freerun_weight=0.2, lr=3e-3)
+    cfg = tiny_config(**same, ema_decay=0.9)
     full, part, plain = tmp_path / "full", tmp_path / "part", tmp_path / "plain"
     fit(cfg, full, log=lambda _: None)
-    fit(tiny_config(epochs=4, keep_checkpoints=0, dropout=0.1, tf_end_epoch=3, freerun_weight=0.2), plain,
-        log=lambda _: None)  # fmt: skip
+    fit(tiny_config(**same, ema_decay=0.0), plain, log=lambda _: None)
     fit(cfg, part, resume=full / "checkpoint_epoch_2.pt", log=lambda _: None)
     for ep in (3, 4):
         a, b, c = (json.loads((o / "metrics" / f"teacher_ep{ep:03d}.json").read_text()) for o in (full, part, plain))
         assert a["loss/total"] == pytest.approx(c["loss/total"], rel=1e-6)  # the average does not change training
-        assert a["GeoDeg"] != pytest.approx(c["GeoDeg"], rel=1e-4)  # but it is what validation scores
         for key in ("GeoDeg", "loss/total", "RootVelMAE"):
             assert a[key] == pytest.approx(b[key], rel=1e-6), (ep, key)
     state = ckpt.load(full / "checkpoint_epoch_4.pt")
@@ -155,4 +154,7 @@ def test_with_ema_decay_validation_and_checkpoints_hold_the_average_and_resume_r
     s = setup(cfg)
     got = evaluate(model, s.rt, s.kin, s.val, cfg.freerun.eval_freerun_horizon)
     logged = json.loads((full / "metrics" / "teacher_ep004.json").read_text())
-    assert got["GeoDeg"] == pytest.approx(logged["GeoDeg"], rel=1e-5)
+    assert got["GeoDeg"] == pytest.approx(logged["GeoDeg"], rel=1e-5)  # validation scored the average
+    model.load_state_dict(state["train_state_dict"])
+    trained = evaluate(model, s.rt, s.kin, s.val, cfg.freerun.eval_freerun_horizon)
+    assert trained["GeoDeg"] != pytest.approx(logged["GeoDeg"], rel=1e-3)  # not the trained weights
