@@ -278,10 +278,21 @@ def test_hold_legs_needs_motion_groups_and_a_skeleton_with_legs(three_styles, tm
     with pytest.raises(ConfigError, match="`hold_legs` is true, but `motion_groups` is null".replace("`", ".")):
         small_config(Path("."), hold_legs=True, motion_groups=None)
     src = Skeleton.from_files(bundled_dataset_dir())
-    renamed = dataclasses.replace(src, feet={}, groups={**src.groups, "legs": ()})
+    names = tuple(b.replace("Foot", "Paw").replace("Toes", "Claw") for b in src.bones)  # no foot by name
+    assert names != src.bones
+    renamed = dataclasses.replace(src, bones=names, feet={}, groups={})
+    assert renamed.leg_indices() == []
     folder = copy_styles(tmp_path / "nolegs", renamed)
     with pytest.raises(DataError, match="`hold_legs` is true, but the skeleton has no legs"):
         setup(small_config(folder, hold_legs=True))
+
+
+def test_a_skeleton_without_groups_finds_its_legs_from_its_feet():
+    src = Skeleton.from_files(bundled_dataset_dir())
+    legs = src.group_indices("legs")
+    assert legs and src.leg_indices() == legs
+    assert dataclasses.replace(src, groups={}).leg_indices() == legs  # feet as given
+    assert dataclasses.replace(src, groups={}, feet={}).leg_indices() == legs  # feet found by name
 
 
 # --- the early foot term ---------------------------------------------------------------------------------

@@ -73,12 +73,11 @@ def held_poses(clips: list[Clip], groups: dict[str, str], seconds: float) -> lis
     return out
 
 
-
 def legs_held(clips: list[Clip], groups: dict[str, str], legs: list[int]) -> list[Clip]:
     """For each clip of the ``in-place`` group, a copy with its root and ``legs`` (joint indices) held
-    (``hold_legs``): their rotations at the frame they are stillest (least mean angular speed, first and
-    last frames aside), their angular velocity, the root's velocity and the heading zero, the foot contacts
-    of that frame, while the arms, spine and head move as recorded; named after their clip (``LEGS_SUFFIX``).
+    (``hold_legs``): their rotations, the heading and the foot contacts of the frame where they are
+    stillest (least mean angular speed, first and last frames aside), their angular velocity and the root's
+    velocity zero, while the arms, spine and head move as recorded; named after their clip (``LEGS_SUFFIX``).
 
     A person who waves or bows from a standing pose keeps their feet: these clips show the model upper-body
     motion that does not set the legs stepping.

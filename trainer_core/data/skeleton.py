@@ -58,6 +58,14 @@ class Skeleton:
     def group_indices(self, group: str) -> list[int]:
         return [self.bones.index(b) for b in self.groups.get(group, ())]
 
+    def leg_indices(self) -> list[int]:
+        """The leg joints: the ``legs`` group, or for a skeleton without one the hips' branches that hold a
+        foot (``feet``, else found by name; see ``limb_groups``); none when no foot is known."""
+        if self.groups.get("legs"):
+            return self.group_indices("legs")
+        bones, parents = list(self.bones), list(self.parents)
+        return sorted(leg_branches(bones, parents, self.feet or find_feet(bones, parents)))
+
     def limb_indices(self) -> list[int]:
         return sorted(self.group_indices("arms") + self.group_indices("legs"))
 
@@ -164,25 +172,8 @@ def limb_groups(
     hand holding fingers and a thumb (CMU's ``LeftHand``); branches do not.
     """
     J = len(bones)
-    children: dict[int, list[int]] = {j: [] for j in range(J)}
-    for j, p in enumerate(parents):
-        if p >= 0:
-            children[p].append(j)
-
-    def subtree(j: int) -> list[int]:
-        out, stack = [], [j]
-        while stack:
-            k = stack.pop()
-            out.append(k)
-            stack.extend(children[k])
-        return out
-
-    foot_names = {n for names in feet.values() for n in names}
-    legs: set[int] = set()
-    for c in children[0] if J else []:
-        branch = subtree(c)
-        if any(bones[k] in foot_names for k in branch):
-            legs.update(branch)
+    children = _children(parents)
+    legs = leg_branches(bones, parents, feet)
     rest = [j for j in range(1, J) if j not in legs]
     named = [j for j in rest if re.search("head", bones[j], re.IGNORECASE)]
     depth = [0] * J
@@ -202,7 +193,7 @@ def limb_groups(
     arms: set[int] = set()
     best = 0
     for j in spine[1:-1]:
-        side = [k for c in children[j] if c not in on_spine for k in subtree(c)]
+        side = [k for c in children[j] if c not in on_spine for k in _subtree(children, c)]
         if len(side) > best:
             best, arms = len(side), set(side)
     return {
@@ -210,3 +201,32 @@ def limb_groups(
         "arms": tuple(bones[j] for j in range(J) if j in arms),
         "legs": tuple(bones[j] for j in range(J) if j in legs),
     }
+
+
+def leg_branches(bones: list[str], parents: list[int], feet: dict[str, tuple[str, ...]]) -> set[int]:
+    """The joints of the hips' (the root's) branches that hold a foot of ``feet``, whole."""
+    children = _children(parents)
+    foot_names = {n for names in feet.values() for n in names}
+    legs: set[int] = set()
+    for c in children[0] if bones else []:
+        branch = _subtree(children, c)
+        if any(bones[k] in foot_names for k in branch):
+            legs.update(branch)
+    return legs
+
+
+def _children(parents: list[int]) -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {j: [] for j in range(len(parents))}
+    for j, p in enumerate(parents):
+        if p >= 0:
+            children[p].append(j)
+    return children
+
+
+def _subtree(children: dict[int, list[int]], j: int) -> list[int]:
+    out, stack = [], [j]
+    while stack:
+        k = stack.pop()
+        out.append(k)
+        stack.extend(children[k])
+    return out

@@ -146,7 +146,7 @@ def setup(cfg: TrainConfig, state: dict[str, Any] | None = None) -> Setup:
     fps = check_same_fps(dataset.clips)
     splits = split_for(cfg, dataset)
     train_clips, val_clips = splits.train, splits.val
-    legs = dataset.skeleton.group_indices("legs")
+    legs = dataset.skeleton.leg_indices()
     if cfg.data.hold_legs and not legs:
         raise DataError(
             f"{dataset.folder}: `hold_legs` is true, but the skeleton has no legs (no foot or ankle joint was "
