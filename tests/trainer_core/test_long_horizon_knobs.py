@@ -274,7 +274,7 @@ def test_hold_legs_adds_the_copies_to_the_training_split_alone(shared, three_sty
     assert loop._clip_count(names[:3]) == "2 (+1 held poses)" and loop._clip_count(names[:2]) == "2"
 
 
-def test_hold_legs_needs_motion_groups_and_a_skeleton_with_legs(three_styles, tmp_path):
+def test_hold_legs_needs_motion_groups_and_is_ignored_with_a_warning_without_legs(three_styles, tmp_path):
     with pytest.raises(ConfigError, match="`hold_legs` is true, but `motion_groups` is null".replace("`", ".")):
         small_config(Path("."), hold_legs=True, motion_groups=None)
     src = Skeleton.from_files(bundled_dataset_dir())
@@ -283,8 +283,9 @@ def test_hold_legs_needs_motion_groups_and_a_skeleton_with_legs(three_styles, tm
     renamed = dataclasses.replace(src, bones=names, feet={}, groups={})
     assert renamed.leg_indices() == []
     folder = copy_styles(tmp_path / "nolegs", renamed)
-    with pytest.raises(DataError, match="`hold_legs` is true, but the skeleton has no legs"):
-        setup(small_config(folder, hold_legs=True))
+    with pytest.warns(UserWarning, match="`hold_legs` is ignored: the skeleton's legs are unknown"):
+        s = setup(small_config(folder, hold_legs=True))
+    assert s.train.names and not any(n.endswith(LEGS_SUFFIX) for n in s.train.names)  # it trains without them
 
 
 def test_a_skeleton_without_groups_finds_its_legs_from_its_feet():

@@ -79,14 +79,14 @@ def arch_for(cfg: TrainConfig, n_joints: int) -> Arch:
 def training_clips(cfg: TrainConfig, clips: list[Clip], legs: list[int]) -> tuple[list[Clip], dict[str, str]]:
     """The clips the training split is built from, and their motion groups: the training clips, then
     ``hold_s`` seconds of standing still for each one in the ``in-place`` group (``groups.held_poses``)
-    and, with ``hold_legs``, a copy of each with the root and ``legs`` (joint indices) held
+    and, with ``hold_legs`` and ``legs`` (joint indices) known, a copy of each with the root and legs held
     (``groups.legs_held``). Without ``motion_groups`` (both are then refused by the config's checks) the
     groups are empty."""
     if cfg.data.motion_groups is None:
         return clips, {}
     groups = motion_groups(clips, cfg.data.motion_groups)
     held = held_poses(clips, groups, cfg.data.hold_s) if cfg.data.hold_s > 0 else []
-    if cfg.data.hold_legs:
+    if cfg.data.hold_legs and legs:
         held += legs_held(clips, groups, legs)
     return [*clips, *held], {**groups, **{c.name: IN_PLACE for c in held}}
 
@@ -147,11 +147,10 @@ def setup(cfg: TrainConfig, state: dict[str, Any] | None = None) -> Setup:
     splits = split_for(cfg, dataset)
     train_clips, val_clips = splits.train, splits.val
     legs = dataset.skeleton.leg_indices()
-    if cfg.data.hold_legs and not legs:
-        raise DataError(
-            f"{dataset.folder}: `hold_legs` is true, but the skeleton has no legs (no foot or ankle joint was "
-            "found by name); set `hold_legs` to false"
-        )
+    if cfg.data.hold_legs and not legs:  # like mirror "auto": a config meant for any skeleton still trains
+        warnings.warn(f"{dataset.folder}: `hold_legs` is ignored: the skeleton's legs are unknown (no foot or ankle "
+                      "joint found by name); name the feet in FullHierarchy.json `feet`, or set `hold_legs` to "
+                      "false to silence this", stacklevel=2)  # fmt: skip
     train_built, groups = training_clips(cfg, train_clips, legs)  # the normalizer below fits the real clips alone
     check_device_memory(device, dataset, dataclasses.replace(splits, train=train_built))
     layout = frame_layout(dataset.skeleton.n_joints)
