@@ -53,6 +53,12 @@ def by_group(groups: dict[str, str], names: list[str]) -> dict[str, list[str]]:
     return dict(sorted(out.items()))
 
 
+def stillest_frame(angvel: np.ndarray) -> int:
+    """The frame of ``angvel (T, J, 3)`` with the least mean joint angular speed, the first and last aside
+    (their velocities are copies of their neighbours'); ``T`` must be at least 3."""
+    return int(np.linalg.norm(angvel, axis=-1).mean(-1)[1:-1].argmin()) + 1
+
+
 def held_poses(clips: list[Clip], groups: dict[str, str], seconds: float) -> list[Clip]:
     """For each clip of the ``in-place`` group, a clip of ``seconds`` standing still (``hold_s``).
 
@@ -65,8 +71,7 @@ def held_poses(clips: list[Clip], groups: dict[str, str], seconds: float) -> lis
         n = round(seconds * c.fps)
         if groups.get(c.name) != IN_PLACE or n < 2 or c.n_frames < 3:
             continue
-        speed = np.linalg.norm(c.angvel, axis=-1).mean(-1)
-        k = int(speed[1:-1].argmin()) + 1
+        k = stillest_frame(c.angvel)
         rot6d, yaw, contacts = (np.repeat(a[k : k + 1], n, axis=0) for a in (c.rot6d, c.root_yaw, c.soft_contacts))
         still = np.zeros((n, *c.angvel.shape[1:]), c.angvel.dtype), np.zeros((n, 2), c.root_vel.dtype)
         out.append(Clip(rot6d, still[0], yaw, still[1], contacts, c.fps, c.name + HELD_SUFFIX))
@@ -87,8 +92,7 @@ def legs_held(clips: list[Clip], groups: dict[str, str], legs: list[int]) -> lis
     for c in clips:
         if groups.get(c.name) != IN_PLACE or c.n_frames < 3:
             continue
-        speed = np.linalg.norm(c.angvel[:, held], axis=-1).mean(-1)
-        k = int(speed[1:-1].argmin()) + 1
+        k = stillest_frame(c.angvel[:, held])
         rot6d, angvel = c.rot6d.copy(), c.angvel.copy()
         rot6d[:, held] = c.rot6d[k, held]
         angvel[:, held] = 0
